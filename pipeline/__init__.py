@@ -1,0 +1,1 @@
+"""sigaudit Beam transforms: one composite PTransform per stage, ModelHandlers and report schemas."""

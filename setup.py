@@ -1,0 +1,38 @@
+"""Packaging for sigaudit.
+
+Dataflow ships the project to its workers with ``--setup_file ./setup.py``: the three packages below
+and the model weights (package data of ``models``) travel that way.
+"""
+from setuptools import find_packages, setup
+
+REQUIRED = [
+    "apache-beam>=2.77,<3",
+    # Beam 2.77 needs pyarrow < 26.
+    "pyarrow>=14,<26",
+    # On a CPU machine install torch==2.13.0 first (a CPU wheel); a bare requirement would let pip
+    # pick a multi-GB CUDA build. A range keeps GPU containers free to bring their own CUDA build.
+    "torch>=2.2",
+    "numpy>=1.24",
+    "opencv-python-headless>=4.8",
+    # The 1.2x line: pymupdf 2.0 pulls onnxruntime, networkx and pymupdf4llm (about 100 MB more per worker).
+    "pymupdf>=1.26,<2",
+    "safetensors>=0.4",
+]
+
+EXTRAS = {
+    "test": ["pytest>=8", "duckdb>=1.0", "ruff>=0.5"],
+    "gcp": ["apache-beam[gcp]>=2.77,<3"],
+}
+
+setup(
+    name="sigaudit",
+    version="0.1.0",
+    description="Batch signature audit of signed PDF contracts on Apache Beam",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "transforms", "transforms.*"]),
+    py_modules=["run_pipeline"],
+    package_data={"models": ["weights/*.safetensors", "weights/*.json"]},
+    include_package_data=True,
+    install_requires=REQUIRED,
+    extras_require=EXTRAS,
+)
