@@ -1,0 +1,44 @@
+import apache_beam as beam
+import cv2
+import numpy as np
+from apache_beam.testing.util import assert_that, equal_to
+
+import pipeline.detect as detect
+from pipeline.detect import FindSignatures
+from pipeline.elements import PageImage
+from tests.conftest import local_pipeline
+
+
+def _page(with_signature: bool) -> PageImage:
+    image = np.full((1100, 850), 255, np.uint8)
+    for row in range(5):
+        cv2.putText(image, "THIS AGREEMENT is made between the parties", (80, 120 + 40 * row),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    cv2.line(image, (450, 900), (750, 900), 0, 2)
+    if with_signature:
+        t = np.linspace(0, 4 * np.pi, 200)
+        points = np.stack([480 + 60 * t / np.pi, 870 - 25 * np.sin(t) * np.cos(t / 3)], axis=1).astype(np.int32)
+        cv2.polylines(image, [points], False, 0, 3)
+    return PageImage("/in/x.pdf", "d", 1, 100, image, ())
+
+
+def test_regions_carry_boxes_scores_and_crops():
+    with local_pipeline() as p:
+        out = p | beam.Create([_page(True)]) | FindSignatures("classical")
+        regions = out["regions"] | beam.Map(
+            lambda r: (r.region == 0, r.detector, 0 <= r.x0 < r.x1 <= 1, r.crop.ndim, r.crop.dtype.name, r.dpi))
+        assert_that(regions | "First" >> beam.Filter(lambda r: r[0]),
+                    equal_to([(True, "classical", True, 2, "uint8", 100)]), label="regions")
+        assert_that(out["errors"], equal_to([]), label="errors")
+
+
+def test_a_failing_page_becomes_an_error_row(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("finder exploded")
+
+    monkeypatch.setattr(detect, "find_signature_regions", broken)
+    with local_pipeline() as p:
+        out = p | beam.Create([_page(False)]) | FindSignatures("classical")
+        assert_that(out["regions"], equal_to([]), label="regions")
+        errors = out["errors"] | beam.Map(lambda e: (e.stage, e.page, e.error_kind, "finder exploded" in e.error_message))
+        assert_that(errors, equal_to([("FindSignatures", 1, "detection_failed", True)]), label="errors")

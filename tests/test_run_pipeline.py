@@ -1,0 +1,137 @@
+"""End-to-end runs of run_pipeline.run() on generated PDFs: demo corpus, hostile inputs, multi-processing."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import run_pipeline
+from pipeline.reports import SCHEMAS, TABLES
+from pipeline.summary import read_table
+from transforms.boxes import Box, iou
+from transforms.hostile_pdfs import HOSTILE_FILES
+
+RUN_DATE = "2026-11-25"
+
+
+def _run(tmp: Path, *args: str) -> Path:
+    output = tmp / "out"
+    run_pipeline.run(["--output", str(output), "--run_date", RUN_DATE, *args], save_main_session=False)
+    return output
+
+
+def _tables(output: Path) -> dict[str, pa.Table]:
+    return {table: read_table(str(output), table, RUN_DATE) for table in TABLES}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, dict[str, pa.Table]]:
+    """The built-in demo: no --input, so the corpus is generated under OUTPUT/demo_corpus."""
+    output = _run(tmp_path_factory.mktemp("demo"))
+    return output, _tables(output)
+
+
+def test_demo_reports_have_their_schemas_and_layout(demo_run):
+    output, tables = demo_run
+    for table in TABLES:
+        assert tables[table].schema.equals(SCHEMAS[table]), table
+        assert list((output / table / f"run_date={RUN_DATE}").glob("*.parquet")), table
+    documents = tables["documents"].to_pylist()
+    pdfs = sorted((output / "demo_corpus" / "documents").glob("*.pdf"))
+    assert len(documents) == len(pdfs) >= 10
+    assert {d["status"] for d in documents} == {"ok"}
+    assert len({d["run_id"] for d in documents}) == 1
+    assert sum(d["page_count"] for d in documents) >= len(pdfs)
+
+
+def test_demo_signatures_come_back_as_regions_with_crops_and_matches(demo_run):
+    output, tables = demo_run
+    signatures = tables["signatures"].to_pylist()
+    assert signatures and all(s["crop_png"].startswith(b"\x89PNG") for s in signatures)
+    found: dict[tuple[str, int], list[Box]] = {}
+    for s in signatures:
+        found.setdefault((Path(s["source_path"]).name, s["page"]), []).append(
+            Box(s["x0"], s["y0"], s["x1"], s["y1"], s["detector_score"]))
+    with open(output / "demo_corpus" / "truth.csv", newline="", encoding="utf-8") as handle:
+        truth = list(csv.DictReader(handle))
+    hits = [max([iou(Box(*(float(t[k]) for k in ("x0", "y0", "x1", "y1"))), b)
+                 for b in found.get((t["document"], int(t["page"])), [])] + [0.0]) >= 0.5 for t in truth]
+    assert np.mean(hits) >= 0.6, f"only {sum(hits)} of {len(hits)} placed signatures found at IoU >= 0.5"
+
+    signers = sorted(p.name for p in (output / "demo_corpus" / "references").iterdir())
+    matches = tables["matches"].to_pylist()
+    assert len(matches) == len(signatures) * len(signers)
+    for row in matches:
+        assert row["decision"] in ("match", "review", "mismatch") and 0.0 <= row["similarity"] <= 1.0
+    per_region = {}
+    for row in matches:
+        per_region.setdefault((row["document_id"], row["page"], row["region"]), []).append(row)
+    for rows in per_region.values():
+        assert sorted(r["rank"] for r in rows) == list(range(1, len(signers) + 1))
+        closest = min(rows, key=lambda r: r["distance"])
+        assert closest["rank"] == 1
+
+
+def test_demo_expected_signers_are_reported(demo_run):
+    output, tables = demo_run
+    with open(output / "demo_corpus" / "expected.csv", newline="", encoding="utf-8") as handle:
+        expected = {}
+        for row in csv.DictReader(handle):
+            expected.setdefault(row["document"], set()).add(row["signer_id"])
+    for doc in tables["documents"].to_pylist():
+        name = Path(doc["source_path"]).name
+        assert set(doc["expected_signers"]) == expected.get(name, set())
+        assert doc["verified"] is (None if name not in expected else doc["verified"])
+    by_doc = {d["document_id"]: set(d["expected_signers"]) for d in tables["documents"].to_pylist()}
+    for row in tables["matches"].to_pylist():
+        assert row["expected"] == (row["signer_id"] in by_doc[row["document_id"]])
+
+
+def test_every_hostile_file_gets_one_row_with_its_kind(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, (make, _) in HOSTILE_FILES.items():
+        (folder / name).write_bytes(make())
+    output = _run(tmp_path, "--input", str(folder), "--max_pages", "2")
+    tables = _tables(output)
+    rows = {Path(d["source_path"]).name: d for d in tables["documents"].to_pylist()}
+    assert sorted(rows) == sorted(HOSTILE_FILES)
+    for name, (_, kind) in HOSTILE_FILES.items():
+        row = rows[name]
+        if kind is None:
+            assert (row["status"], row["error_kind"]) == ("ok", None), row
+        else:
+            assert (row["status"], row["error_kind"]) == ("error", kind), row
+            assert row["error_message"]
+    errors = {(Path(e["source_path"]).name, e["error_kind"]) for e in tables["errors"].to_pylist()}
+    assert errors == {(n, k) for n, (_, k) in HOSTILE_FILES.items() if k is not None}
+
+
+def test_missing_pattern_is_an_error_row_not_a_crash(tmp_path):
+    output = _run(tmp_path, "--input", str(tmp_path / "nowhere" / "*.pdf"))
+    errors = read_table(str(output), "errors", RUN_DATE).to_pylist()
+    assert [e["error_kind"] for e in errors] == ["no_match"]
+    assert read_table(str(output), "documents", RUN_DATE).num_rows == 0
+
+
+def test_multiprocessing_runner_gives_the_same_reports(demo_run, tmp_path):
+    demo_output, tables = demo_run
+    corpus = demo_output / "demo_corpus"
+    args = ["--input", str(corpus / "documents" / "*.pdf"), "--references", str(corpus / "references"),
+            "--expected", str(corpus / "expected.csv")]
+    multi = _tables(_run(tmp_path, *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2"))
+
+    def content(table: pa.Table, columns: list[str]) -> list[tuple]:
+        return sorted(tuple(round(v, 4) if isinstance(v, float) else v for v in row.values())
+                      for row in table.select(columns).to_pylist())
+
+    assert content(multi["documents"], ["source_path", "document_id", "page_count", "status",
+                                        "signature_count", "verified"]) == content(
+        tables["documents"], ["source_path", "document_id", "page_count", "status", "signature_count", "verified"])
+    region_columns = ["document_id", "page", "region", "x0", "y0", "x1", "y1", "detector_score"]
+    assert content(multi["signatures"], region_columns) == content(tables["signatures"], region_columns)
+    match_columns = ["document_id", "page", "region", "signer_id", "decision", "rank", "distance"]
+    assert content(multi["matches"], match_columns) == content(tables["matches"], match_columns)
