@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
-from apache_beam.runners.runner import PipelineResult
+from apache_beam.runners.runner import PipelineResult, PipelineState
 
 from pipeline.audit import build_audit
 from pipeline.expected import read_expected
 from pipeline.options import AuditConfig, parse_args
+from pipeline.reports import RunInfo, replace_partitions
 from pipeline.runner import make_runner
 from pipeline.summary import summarize
 
@@ -52,7 +53,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     pipeline = test_pipeline or beam.Pipeline(runner=make_runner(options), options=options)
     build_audit(pipeline, config, expected)
     result = pipeline.run()
-    result.wait_until_finish()
+    state = result.wait_until_finish()
+    if state == PipelineState.DONE and test_pipeline is None:
+        replaced = replace_partitions(config.output, RunInfo(config.run_id, config.run_date))
+        if replaced:
+            LOGGER.info("replaced %d report files of earlier runs of %s", replaced, config.run_date)
     if "://" not in config.output:
         print(summarize(config.output, config.run_date, config.run_id))
     return result

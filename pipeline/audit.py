@@ -80,5 +80,5 @@ def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tu
         "matches": keyed_matches | "MatchRows" >> beam.Values(),
         "errors": errors | "ErrorRows" >> beam.Map(partial(error_row, run)),
     }
-    tables | "WriteReports" >> WriteReports(config.output, config.run_date)
+    tables | "WriteReports" >> WriteReports(config.output, run)
     return tables

@@ -6,6 +6,7 @@ documented in the README ("Reports"); the schemas below are the single source of
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import WriteToParquet
 
 from pipeline.elements import DocumentStatus, ErrorRecord, Region, base_name
+from pipeline.paths import join_path
 from transforms.crops import encode_png
 
 TABLES = ("documents", "signatures", "matches", "errors")
@@ -132,11 +134,33 @@ def document_row(run: RunInfo, status: DocumentStatus, *, signature_count: int, 
             "processed_at": processed_at or dt.datetime.now(dt.timezone.utc)}
 
 
-def partition_prefix(output: str, table: str, run_date: str) -> str:
-    """``OUTPUT/<table>/run_date=YYYY-MM-DD/part`` (WriteToParquet adds shard numbers and the suffix)."""
+def partition_dir(output: str, table: str, run_date: str) -> str:
+    """``OUTPUT/<table>/run_date=YYYY-MM-DD``."""
     if table not in SCHEMAS:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
-    return FileSystems.join(output, table, f"run_date={run_date}", "part")
+    return join_path(output, table, f"run_date={run_date}")
+
+
+def partition_prefix(output: str, table: str, run: RunInfo) -> str:
+    """``OUTPUT/<table>/run_date=YYYY-MM-DD/<run_id>-part`` (WriteToParquet adds shard numbers and suffix)."""
+    return join_path(partition_dir(output, table, run.run_date), f"{run.run_id}-part")
+
+
+def replace_partitions(output: str, run: RunInfo) -> int:
+    """After a successful run, delete the files earlier runs left in this run's partitions.
+
+    Rerunning a run_date thus replaces its partition instead of duplicating rows; a failed run leaves
+    the earlier files in place. Returns how many files were deleted.
+    """
+    stale = []
+    for table in TABLES:
+        pattern = join_path(partition_dir(output, table, run.run_date), "*.parquet")
+        for metadata in FileSystems.match([pattern])[0].metadata_list:
+            if not posixpath.basename(metadata.path.replace("\\", "/")).startswith(f"{run.run_id}-part"):
+                stale.append(metadata.path)
+    if stale:
+        FileSystems.delete(stale)
+    return len(stale)
 
 
 class _BuildDocumentRow(beam.DoFn):
@@ -168,9 +192,9 @@ class BuildDocumentRows(beam.PTransform):
 class WriteReports(beam.PTransform):
     """``{table: PCollection of row dicts}`` -> Parquet files under the run_date partition of each table."""
 
-    def __init__(self, output: str, run_date: str) -> None:
+    def __init__(self, output: str, run: RunInfo) -> None:
         super().__init__()
-        self._output, self._run_date = output, run_date
+        self._output, self._run = output, run
 
     def expand(self, tables: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
         unknown = set(tables) - set(SCHEMAS)
@@ -178,7 +202,7 @@ class WriteReports(beam.PTransform):
             raise ValueError(f"unknown report tables {sorted(unknown)}; expected {TABLES}")
         return {
             table: rows | f"Write{table.title()}" >> WriteToParquet(
-                partition_prefix(self._output, table, self._run_date), SCHEMAS[table], codec="zstd",
+                partition_prefix(self._output, table, self._run), SCHEMAS[table], codec="zstd",
                 file_name_suffix=".parquet")
             for table, rows in tables.items()
         }

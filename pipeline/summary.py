@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.paths import join_path
 from pipeline.reports import SCHEMAS, TABLES
 
 
@@ -14,7 +15,7 @@ def read_table(output: str, table: str, run_date: str, run_id: str | None = None
     """All rows of one report table's ``run_date`` partition (optionally of one run), with its schema."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
-    pattern = FileSystems.join(output, table, f"run_date={run_date}", "*.parquet")
+    pattern = join_path(output, table, f"run_date={run_date}", "*.parquet")
     paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     parts = []
     for path in paths:

@@ -22,6 +22,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from models.verification import Calibration, writer_distances
 from pipeline.elements import ErrorRecord, Region, base_name
 from pipeline.inference import EmbedderHandler
+from pipeline.paths import join_path
 from pipeline.reports import RunInfo, match_row
 from transforms.preprocess import preprocess_signature
 
@@ -44,7 +45,7 @@ class _ListReferences(beam.DoFn):
     """``references_dir`` -> ``(signer_id, path)`` for each image in its signer subfolders."""
 
     def process(self, references_dir: str) -> Iterator:
-        pattern = FileSystems.join(references_dir, "*", "*")
+        pattern = join_path(references_dir, "*", "*")
         matched = FileSystems.match([pattern])[0].metadata_list
         found = 0
         for metadata in sorted(matched, key=lambda m: m.path):

@@ -15,6 +15,7 @@ from pipeline.reports import (
     error_row,
     match_row,
     partition_prefix,
+    replace_partitions,
     signature_row,
 )
 from pipeline.summary import read_table
@@ -65,7 +66,7 @@ def test_bad_decision_and_table_are_named():
         match_row(RUN, document_id="d", page=1, region=0, signer_id="s", distance=1.0, similarity=0.5,
                   decision="maybe", expected=False, rank=1, model_version="m")
     with pytest.raises(ValueError, match="table must be one of .* got 'pages'"):
-        partition_prefix("out", "pages", "2026-11-25")
+        partition_prefix("out", "pages", RUN)
 
 
 def test_write_reports_hive_layout_zstd_and_read_back(tmp_path):
@@ -73,7 +74,7 @@ def test_write_reports_hive_layout_zstd_and_read_back(tmp_path):
     row = error_row(RUN, ErrorRecord("ReadDocuments", "x.pdf", None, None, "no_match", "nothing"))
     with local_pipeline() as p:
         rows = p | beam.Create([row, row])
-        {"errors": rows} | WriteReports(output, RUN.run_date)
+        {"errors": rows} | WriteReports(output, RUN)
     files = list((tmp_path / "out" / "errors" / "run_date=2026-11-25").glob("*.parquet"))
     assert files
     metadata = pq.ParquetFile(files[0]).metadata
@@ -82,3 +83,14 @@ def test_write_reports_hive_layout_zstd_and_read_back(tmp_path):
     assert table.num_rows == 2 and table.schema.equals(SCHEMAS["errors"])
     assert read_table(output, "errors", RUN.run_date, run_id="other").num_rows == 0
     assert read_table(output, "matches", RUN.run_date).num_rows == 0
+
+
+def test_a_rerun_replaces_the_partition(tmp_path):
+    output = str(tmp_path / "out")
+    for run in (RunInfo("first", "2026-11-25"), RunInfo("second", "2026-11-25"), RunInfo("other", "2026-11-26")):
+        row = error_row(run, ErrorRecord("ReadDocuments", "x.pdf", None, None, "no_match", "nothing"))
+        with local_pipeline() as p:
+            {"errors": p | beam.Create([row])} | WriteReports(output, run)
+    assert replace_partitions(output, RunInfo("second", "2026-11-25")) == 1
+    assert read_table(output, "errors", "2026-11-25").column("run_id").to_pylist() == ["second"]
+    assert read_table(output, "errors", "2026-11-26").column("run_id").to_pylist() == ["other"]

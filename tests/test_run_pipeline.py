@@ -17,8 +17,8 @@ from transforms.hostile_pdfs import HOSTILE_FILES
 RUN_DATE = "2026-11-25"
 
 
-def _run(tmp: Path, *args: str) -> Path:
-    output = tmp / "out"
+def _run(tmp: Path, *args: str, output: Path | None = None) -> Path:
+    output = output or tmp / "out"
     run_pipeline.run(["--output", str(output), "--run_date", RUN_DATE, *args], save_main_session=False)
     return output
 
@@ -117,12 +117,18 @@ def test_missing_pattern_is_an_error_row_not_a_crash(tmp_path):
     assert read_table(str(output), "documents", RUN_DATE).num_rows == 0
 
 
-def test_multiprocessing_runner_gives_the_same_reports(demo_run, tmp_path):
+def test_multiprocessing_rerun_gives_the_same_reports_and_replaces_the_partition(demo_run, tmp_path):
+    """A second run of the same run_date into the same output, on two worker processes."""
     demo_output, tables = demo_run
     corpus = demo_output / "demo_corpus"
     args = ["--input", str(corpus / "documents" / "*.pdf"), "--references", str(corpus / "references"),
             "--expected", str(corpus / "expected.csv")]
-    multi = _tables(_run(tmp_path, *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2"))
+    multi = _tables(_run(tmp_path, *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                         output=demo_output))
+    for table in TABLES:
+        assert multi[table].num_rows == tables[table].num_rows, table
+        assert len(set(multi[table].column("run_id").to_pylist()) - set(tables[table].column("run_id").to_pylist())) \
+            == (1 if multi[table].num_rows else 0), table
 
     def content(table: pa.Table, columns: list[str]) -> list[tuple]:
         return sorted(tuple(round(v, 4) if isinstance(v, float) else v for v in row.values())
