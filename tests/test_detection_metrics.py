@@ -1,0 +1,59 @@
+"""Tests for transforms/detection_metrics.py, with hand-computed expectations."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from transforms.boxes import Box
+from transforms.detection_metrics import average_precision, detection_scores, match_page
+
+A = Box(0.1, 0.1, 0.3, 0.3)
+B = Box(0.6, 0.6, 0.9, 0.8)
+
+
+def shifted(box: Box, dx: float, score: float) -> Box:
+    return Box(box.x0 + dx, box.y0, box.x1 + dx, box.y1, score)
+
+
+def test_perfect_detection() -> None:
+    s = detection_scores([[A, B], []], [[A, B], []])
+    assert (s.precision, s.recall, s.f1, s.ap) == (1.0, 1.0, 1.0, 1.0)
+    assert (s.true_positives, s.false_positives, s.false_negatives, s.pages) == (2, 0, 0, 2)
+
+
+def test_duplicates_and_misses_count() -> None:
+    # page 1: a hit (0.9), a duplicate of it (0.8); page 2: a box on an empty page (0.7); B is missed
+    predictions = [[shifted(A, 0.0, 0.9), shifted(A, 0.01, 0.8)], [shifted(B, 0.0, 0.7)]]
+    s = detection_scores(predictions, [[A, B], []])
+    assert (s.true_positives, s.false_positives, s.false_negatives) == (1, 2, 1)
+    assert s.precision == pytest.approx(1 / 3) and s.recall == pytest.approx(0.5)
+    assert s.f1 == pytest.approx(0.4)
+    assert s.ap == pytest.approx(0.5)  # precision 1 up to recall 0.5, never more recall
+
+
+def test_iou_threshold_and_score_threshold() -> None:
+    loose = shifted(A, 0.1, 0.9)  # IoU with A = 0.1*0.2 / (0.04+0.04-0.02) = 1/3
+    assert detection_scores([[loose]], [[A]], iou_threshold=0.5).true_positives == 0
+    assert detection_scores([[loose]], [[A]], iou_threshold=0.3).true_positives == 1
+    s = detection_scores([[shifted(A, 0.0, 0.2)]], [[A]], score_threshold=0.5)
+    assert (s.true_positives, s.false_negatives, s.ap) == (0, 1, 1.0)
+
+
+def test_ap_orders_by_score_across_pages() -> None:
+    # ranked: miss (0.9), hit (0.8) -> precision 0.5 at recall 1
+    assert average_precision([0.8, 0.9], [True, False], 1) == pytest.approx(0.5)
+    assert average_precision([], [], 2) == 0.0
+    assert math.isnan(average_precision([0.5], [False], 0))
+
+
+def test_match_page_takes_the_best_overlap() -> None:
+    near_b = Box(0.6, 0.6, 0.88, 0.8, 0.5)
+    assert match_page([near_b, shifted(A, 0.0, 0.9)], [A, B]) == [True, True]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="one entry per page, got 1 and 2"):
+        detection_scores([[]], [[], []])
+    with pytest.raises(ValueError, match="iou_threshold must be in"):
+        detection_scores([[]], [[]], iou_threshold=0.0)
