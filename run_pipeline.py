@@ -17,12 +17,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
-from pipeline.audit import build_audit
+from pipeline.audit import build_audit, model_versions
 from pipeline.expected import read_expected
 from pipeline.options import AuditConfig, parse_args
 from pipeline.reports import RunInfo, replace_partitions
 from pipeline.runner import make_runner
-from pipeline.summary import summarize
+from pipeline.summary import processed_documents, summarize
 
 LOGGER = logging.getLogger("sigaudit")
 
@@ -49,9 +49,13 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = save_main_session
     expected = read_expected(config.expected)
+    skip = {}
+    if config.skip_processed:
+        skip = processed_documents(config.output, model_versions(config), exclude_run_date=config.run_date)
+        LOGGER.info("--skip_processed: %d documents already processed with the same models", len(skip))
 
     pipeline = test_pipeline or beam.Pipeline(runner=make_runner(options), options=options)
-    build_audit(pipeline, config, expected)
+    build_audit(pipeline, config, expected, skip)
     result = pipeline.run()
     state = result.wait_until_finish()
     if state == PipelineState.DONE and test_pipeline is None:

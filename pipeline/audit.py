@@ -42,14 +42,24 @@ def _expected_match(element: tuple[str, dict]) -> bool:
     return row["expected"] and row["decision"] == "match" and row["rank"] == 1
 
 
-def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tuple[str, ...]]) -> dict:
-    """Wire the audit into ``p``; returns the report PCollections by table (for tests and callers)."""
-    run = RunInfo(config.run_id, config.run_date)
+def model_versions(config: AuditConfig) -> str:
+    """The versions of every model a run uses, as one comparable string (``detector=...;embedder=...``)."""
+    card = load_card(config.weights or str(default_weights_path()))
+    return f"detector={config.detector};embedder={card['model_version']}"
+
+
+def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tuple[str, ...]],
+                skip: Mapping[str, str] | None = None) -> dict:
+    """Wire the audit into ``p``; returns the report PCollections by table (for tests and callers).
+
+    ``skip``: document_id -> why, for the documents ``--skip_processed`` leaves out.
+    """
+    run = RunInfo(config.run_id, config.run_date, model_versions(config))
     weights = config.weights or str(default_weights_path())
     card = load_card(weights)
     handler = EmbedderHandler(weights, device=config.device, max_batch_size=config.batch_size)
 
-    read = p | "ReadDocuments" >> ReadDocuments(config.inputs)
+    read = p | "ReadDocuments" >> ReadDocuments(config.inputs, skip=skip)
     rendered = read["documents"] | "RenderPages" >> RenderPages(config.dpi, config.max_pages, config.max_pixels)
     found = rendered["pages"] | "FindSignatures" >> FindSignatures(config.detector)
     regions = found["regions"]

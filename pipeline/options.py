@@ -33,6 +33,7 @@ class AuditConfig:
     weights: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     demo_seed: int = 0
+    skip_processed: bool = False
 
     def __post_init__(self) -> None:
         if not 50 <= self.dpi <= 600:
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="largest model batch (RunInference batches up to this size)")
     parser.add_argument("--demo_seed", type=int, default=0, help="seed of the built-in demo corpus")
+    parser.add_argument("--skip_processed", action="store_true",
+                        help="skip files whose document_id an earlier run_date's documents report shows "
+                             "processed ok with the same model versions (they get a 'skipped' row)")
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -52,9 +52,11 @@ class _CheckPattern(beam.DoFn):
 class _ReadFile(beam.DoFn):
     """Reads one matched file whole and hashes it; oversized and unreadable files become error rows."""
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(self, max_file_bytes: int, skip: Mapping[str, str]) -> None:
         self._max_file_bytes = max_file_bytes
+        self._skip = dict(skip)
         self._read = Metrics.counter("sigaudit", "files_read")
+        self._skipped = Metrics.counter("sigaudit", "documents_skipped")
 
     def process(self, metadata: FileMetadata) -> Iterator:
         path = metadata.path
@@ -73,18 +75,27 @@ class _ReadFile(beam.DoFn):
             yield pvalue.TaggedOutput(ERRORS, ErrorRecord(STAGE, path, None, None, kind, message))
             return
         self._read.inc()
-        yield DocumentFile(path, document_id(data), len(data)), data
+        doc_id = document_id(data)
+        if doc_id in self._skip:
+            self._skipped.inc()
+            yield pvalue.TaggedOutput(STATUSES, DocumentStatus(path, doc_id, None, "skipped", None,
+                                                               f"already processed: {self._skip[doc_id]}"))
+            return
+        yield DocumentFile(path, doc_id, len(data)), data
 
 
 class ReadDocuments(beam.PTransform):
     """Patterns -> ``(DocumentFile, bytes)`` per matched file, plus ``statuses`` and ``errors`` outputs."""
 
-    def __init__(self, patterns: tuple[str, ...], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+    def __init__(self, patterns: tuple[str, ...], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 skip: Mapping[str, str] | None = None) -> None:
+        """``skip``: document_id -> why, for documents already processed (``--skip_processed``)."""
         super().__init__()
         if not patterns:
             raise ValueError("ReadDocuments needs at least one file pattern, got none")
         self._patterns = tuple(expand_pattern(p) for p in patterns)
         self._max_file_bytes = max_file_bytes
+        self._skip = dict(skip or {})
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
         patterns = pbegin | "Patterns" >> beam.Create(self._patterns)
@@ -95,7 +106,7 @@ class ReadDocuments(beam.PTransform):
             | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
             | "OnePerPath" >> beam.CombinePerKey(_first)
             | "DropKey" >> beam.Values()
-            | "Read" >> beam.ParDo(_ReadFile(self._max_file_bytes)).with_outputs(STATUSES, ERRORS, main="documents")
+            | "Read" >> beam.ParDo(_ReadFile(self._max_file_bytes, self._skip)).with_outputs(STATUSES, ERRORS, main="documents")
         )
         errors = (pattern_errors, read[ERRORS]) | "MergeErrors" >> beam.Flatten()
         return {"documents": read.documents, "statuses": read[STATUSES], "errors": errors}

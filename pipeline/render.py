@@ -8,6 +8,7 @@ of open documents, so memory stays bounded however large the corpus.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -66,6 +67,29 @@ def _failure(doc_file: DocumentFile, kind: str, message: str) -> Iterator[pvalue
         ERRORS, ErrorRecord(STAGE, doc_file.source_path, doc_file.document_id, None, kind, message))
 
 
+class Progress:
+    """A progress line every ``every_s`` seconds of a long local run: pages done and pages/s (per worker)."""
+
+    def __init__(self, every_s: float = 10.0, clock=time.monotonic) -> None:
+        self._every_s, self._clock = every_s, clock
+        self._start = self._last = clock()
+        self._pages = 0
+        self._documents: set[str] = set()
+
+    def page_done(self, source_path: str) -> str | None:
+        """Count a page; returns the line when one is due (it is also logged)."""
+        self._pages += 1
+        self._documents.add(source_path)
+        now = self._clock()
+        if now - self._last < self._every_s:
+            return None
+        self._last = now
+        line = (f"progress: {self._pages} pages of {len(self._documents)} documents rendered, "
+                f"{self._pages / max(now - self._start, 1e-9):.2f} pages/s")
+        LOGGER.info(line)
+        return line
+
+
 class _RenderPage(beam.DoFn):
     """Renders one page task; keeps the last few opened documents of this worker."""
 
@@ -80,6 +104,7 @@ class _RenderPage(beam.DoFn):
 
     def setup(self) -> None:
         self._cache = OrderedDict()
+        self._progress = Progress()
 
     def teardown(self) -> None:
         while self._cache:
@@ -114,6 +139,7 @@ class _RenderPage(beam.DoFn):
             kind, message = "render_failed", f"{type(exc).__name__}: {exc}"
         else:
             self._pages.inc()
+            self._progress.page_done(task.source_path)
             yield PageImage(task.source_path, task.document_id, page, rendered.dpi, rendered.image,
                             tuple(rendered.words))
             return

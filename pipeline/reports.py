@@ -28,13 +28,14 @@ DOCUMENTS_SCHEMA = pa.schema(_RUN_FIELDS + [
     pa.field("document_id", pa.string()),  # sha256 of the file's bytes; null when the file could not be read
     pa.field("source_path", pa.string(), nullable=False),
     pa.field("page_count", pa.int32()),
-    pa.field("status", pa.string(), nullable=False),  # "ok" | "error"
+    pa.field("status", pa.string(), nullable=False),  # "ok" | "error" | "skipped"
     pa.field("error_kind", pa.string()),
     pa.field("error_message", pa.string()),
     pa.field("signature_count", pa.int32(), nullable=False),
     pa.field("expected_signers", pa.list_(pa.string()), nullable=False),
     pa.field("verified", pa.bool_()),  # null when nothing is expected
     pa.field("processed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("model_versions", pa.string(), nullable=False),  # the models that produced the row
 ])
 
 SIGNATURES_SCHEMA = pa.schema(_RUN_FIELDS + [
@@ -84,6 +85,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 class RunInfo(NamedTuple):
     run_id: str
     run_date: str  # YYYY-MM-DD
+    model_versions: str = ""  # "detector=...;embedder=..." of this run
 
 
 def _run_fields(run: RunInfo) -> dict[str, Any]:
@@ -130,8 +132,8 @@ def document_row(run: RunInfo, status: DocumentStatus, *, signature_count: int, 
     return {**_run_fields(run), "document_id": status.document_id, "source_path": status.source_path,
             "page_count": status.page_count, "status": status_value, "error_kind": kind,
             "error_message": message, "signature_count": int(signature_count), "expected_signers": expected,
-            "verified": (all(s in matched for s in expected) if expected else None),
-            "processed_at": processed_at or dt.datetime.now(dt.timezone.utc)}
+            "verified": (all(s in matched for s in expected) if expected and status_value != "skipped" else None),
+            "processed_at": processed_at or dt.datetime.now(dt.timezone.utc), "model_versions": run.model_versions}
 
 
 def partition_dir(output: str, table: str, run_date: str) -> str:

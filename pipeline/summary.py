@@ -27,6 +27,23 @@ def read_table(output: str, table: str, run_date: str, run_id: str | None = None
     return result
 
 
+def processed_documents(output: str, model_versions: str, exclude_run_date: str) -> dict[str, str]:
+    """document_id -> where it was processed, for documents of earlier reports that ended ``ok`` with the
+    same ``model_versions`` (what ``--skip_processed`` skips). The partition being rewritten is excluded."""
+    pattern = join_path(output, "documents", "run_date=*", "*.parquet")
+    processed: dict[str, str] = {}
+    for metadata in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(metadata.path, compression_type="uncompressed") as handle:
+            table = pq.read_table(pa.BufferReader(handle.read()))
+        if "model_versions" not in table.column_names:
+            continue
+        for row in table.select(["document_id", "status", "model_versions", "run_date", "run_id"]).to_pylist():
+            if (row["status"] == "ok" and row["model_versions"] == model_versions
+                    and row["run_date"] != exclude_run_date and row["document_id"]):
+                processed[row["document_id"]] = f"run {row['run_id']} of {row['run_date']}"
+    return processed
+
+
 OUTCOMES = ("match", "review", "mismatch", "missing")
 
 
@@ -48,7 +65,7 @@ def expected_outcomes(documents: list[dict], matches: list[dict]) -> dict[tuple[
             best[key] = decision
     outcomes = {}
     for d in documents:
-        if d["status"] == "error" and not d["page_count"]:
+        if d["status"] == "skipped" or (d["status"] == "error" and not d["page_count"]):
             continue
         for signer in d["expected_signers"]:
             outcomes[(d["document_id"], signer)] = best.get((d["document_id"], signer), "missing")
@@ -59,6 +76,7 @@ def expected_outcomes(documents: list[dict], matches: list[dict]) -> dict[tuple[
 class RunSummary:
     documents: int
     documents_failed: int
+    documents_skipped: int
     pages: int
     signatures: int
     outcomes: dict[str, int]
@@ -68,7 +86,8 @@ class RunSummary:
     def __str__(self) -> str:
         expected = ", ".join(f"{self.outcomes.get(o, 0)} {o}" for o in OUTCOMES)
         return (
-            f"sigaudit: {self.documents} documents ({self.documents_failed} failed), {self.pages} pages, "
+            f"sigaudit: {self.documents} documents ({self.documents_failed} failed, {self.documents_skipped} "
+            f"skipped as already processed), {self.pages} pages, "
             f"{self.signatures} signature regions found\n"
             f"expected signatures: {sum(self.outcomes.values())} ({expected})\n"
             f"errors: {self.errors}\nreports: {self.output}"
@@ -83,6 +102,7 @@ def summarize(output: str, run_date: str, run_id: str) -> RunSummary:
     return RunSummary(
         documents=len(documents),
         documents_failed=sum(d["status"] == "error" for d in documents),
+        documents_skipped=sum(d["status"] == "skipped" for d in documents),
         pages=sum(d["page_count"] or 0 for d in documents),
         signatures=read_table(output, "signatures", run_date, run_id).num_rows,
         outcomes={o: outcomes.count(o) for o in OUTCOMES},

@@ -3,7 +3,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.elements import DocumentFile
 from pipeline.read import document_id
-from pipeline.render import RenderPages
+from pipeline.render import Progress, RenderPages
 from tests.conftest import local_pipeline
 from transforms.hostile_pdfs import encrypted_pdf, text_pdf
 
@@ -38,3 +38,14 @@ def test_a_file_changed_during_the_run_is_reported(tmp_path):
         assert_that(out["pages"], equal_to([]), label="pages")
         errors = out["errors"] | beam.Map(lambda e: (e.page, e.error_kind))
         assert_that(errors, equal_to([(1, "changed_during_run")]), label="errors")
+
+
+def test_progress_line_every_interval():
+    now = [0.0]
+    progress = Progress(every_s=10, clock=lambda: now[0])
+    now[0] = 4.0
+    assert progress.page_done("a.pdf") is None
+    now[0] = 10.0
+    assert progress.page_done("b.pdf") == "progress: 2 pages of 2 documents rendered, 0.20 pages/s"
+    now[0] = 12.0
+    assert progress.page_done("b.pdf") is None

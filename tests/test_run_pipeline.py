@@ -141,3 +141,24 @@ def test_multiprocessing_rerun_gives_the_same_reports_and_replaces_the_partition
     assert content(multi["signatures"], region_columns) == content(tables["signatures"], region_columns)
     match_columns = ["document_id", "page", "region", "signer_id", "decision", "rank", "distance"]
     assert content(multi["matches"], match_columns) == content(tables["matches"], match_columns)
+
+
+def test_skip_processed_skips_documents_of_earlier_run_dates(demo_run, tmp_path):
+    demo_output, tables = demo_run
+    corpus = demo_output / "demo_corpus"
+    output = tmp_path / "nightly"
+    args = ["--input", str(corpus / "documents" / "0[1-3]*.pdf"), "--output", str(output), "--skip_processed"]
+    run_pipeline.run([*args, "--run_date", "2026-11-24"], save_main_session=False)
+    (corpus / "documents" / "03_extra_copy.pdf").write_bytes(b"%PDF-1.4 not really")  # new file, new id
+    try:
+        run_pipeline.run([*args, "--run_date", RUN_DATE], save_main_session=False)
+    finally:
+        (corpus / "documents" / "03_extra_copy.pdf").unlink()
+    rows = {Path(d["source_path"]).name: d for d in read_table(str(output), "documents", RUN_DATE).to_pylist()}
+    assert len(rows) == 4
+    skipped = [r for name, r in rows.items() if name != "03_extra_copy.pdf"]
+    assert all(r["status"] == "skipped" and "2026-11-24" in r["error_message"] for r in skipped)
+    assert rows["03_extra_copy.pdf"]["status"] == "error"
+    assert read_table(str(output), "signatures", RUN_DATE).num_rows == 0
+    assert read_table(str(output), "documents", "2026-11-24").num_rows == 3
+    assert all(r["model_versions"].startswith("detector=") for r in rows.values())

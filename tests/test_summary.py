@@ -21,7 +21,7 @@ def test_expected_outcomes_take_the_best_region_per_signer():
 
 
 def test_summary_text_lists_every_outcome():
-    text = str(RunSummary(3, 1, 7, 5, {"match": 2, "missing": 1}, 4, "out"))
-    assert "3 documents (1 failed), 7 pages, 5 signature regions found" in text
+    text = str(RunSummary(3, 1, 0, 7, 5, {"match": 2, "missing": 1}, 4, "out"))
+    assert "3 documents (1 failed, 0 skipped as already processed), 7 pages, 5 signature regions found" in text
     assert "expected signatures: 3 (2 match, 0 review, 0 mismatch, 1 missing)" in text
     assert all(o in text for o in OUTCOMES) and "errors: 4" in text
