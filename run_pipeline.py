@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
-from pipeline.audit import build_audit, model_versions
+from pipeline.audit import build_audit, model_versions, resolve_models
 from pipeline.expected import read_expected
 from pipeline.options import AuditConfig, parse_args
 from pipeline.reports import RunInfo, replace_partitions
@@ -45,7 +45,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
         test_pipeline: beam.Pipeline | None = None) -> PipelineResult:
     """Build and run the audit; returns the finished PipelineResult (prints a summary on a local run)."""
     config, beam_args = parse_args(argv)
-    config = with_demo_corpus(config)
+    config = resolve_models(with_demo_corpus(config))
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = save_main_session
     expected = read_expected(config.expected)

@@ -1,21 +1,71 @@
-"""The whole audit graph: ReadDocuments -> RenderPages -> FindSignatures -> Verify -> WriteReports."""
+"""The whole audit graph:
+ReadDocuments -> RenderPages -> FindSignatures -> CleanSignatures -> Verify -> WriteReports."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 
 import apache_beam as beam
 
+from models.clean import default_cleaner_path
+from models.detect import DEFAULT_DETECTOR_PATH
 from models.verification import Calibration
-from models.weights import default_weights_path, load_card
-from pipeline.detect import FindSignatures
+from models.weights import card_path, default_weights_path, load_card
+from pipeline.clean import CleanSignatures
+from pipeline.detect import CLASSICAL, FindSignatures
 from pipeline.elements import ErrorRecord
-from pipeline.inference import EmbedderHandler
+from pipeline.inference import CleanerHandler, DetectorHandler, EmbedderHandler
 from pipeline.options import AuditConfig
 from pipeline.read import ReadDocuments
 from pipeline.render import RenderPages
 from pipeline.reports import BuildDocumentRows, RunInfo, WriteReports, error_row, signature_row
 from pipeline.verify import EnrollReferences, Verify
+
+LOGGER = logging.getLogger(__name__)
+CLEANER_BATCH = 16
+DETECTOR_BATCH = 8
+
+
+def resolve_models(config: AuditConfig) -> AuditConfig:
+    """Fill in the weights paths and turn ``detector='auto'`` and ``clean=None`` into decisions.
+
+    The learned detector and the cleaner are used when their weights are shipped (or given); asking for
+    one explicitly without weights is an error naming the missing file.
+    """
+    detector_weights = config.detector_weights or str(DEFAULT_DETECTOR_PATH)
+    cleaner_weights = config.cleaner_weights or str(default_cleaner_path())
+    detector = config.detector
+    if detector == "auto":
+        detector = "model" if Path(detector_weights).is_file() else "classical"
+        if detector == "classical":
+            LOGGER.warning("no detector weights at %s: using the classical finder", detector_weights)
+    if detector == "model" and not Path(detector_weights).is_file():
+        raise ValueError(f"--detector model needs detector weights, not found: {detector_weights}")
+    clean = config.clean
+    if clean is None:
+        clean = Path(cleaner_weights).is_file()
+        if not clean:
+            LOGGER.warning("no cleaning weights at %s: crops are verified uncleaned", cleaner_weights)
+    if clean and not Path(cleaner_weights).is_file():
+        raise ValueError(f"--clean needs cleaning weights, not found: {cleaner_weights}")
+    return dataclasses.replace(config, detector=detector, clean=clean,
+                               weights=config.weights or str(default_weights_path()),
+                               detector_weights=detector_weights, cleaner_weights=cleaner_weights)
+
+
+def _card(weights: str) -> dict:
+    return json.loads(card_path(weights).read_text())
+
+
+def model_versions(config: AuditConfig) -> str:
+    """The versions of every model a run uses, as one comparable string (resolved config)."""
+    detector = _card(config.detector_weights)["model_version"] if config.detector == "model" else CLASSICAL
+    cleaner = _card(config.cleaner_weights)["model_version"] if config.clean else "none"
+    return f"detector={detector};cleaner={cleaner};embedder={load_card(config.weights)['model_version']}"
 
 
 def _by_path(element):
@@ -42,33 +92,41 @@ def _expected_match(element: tuple[str, dict]) -> bool:
     return row["expected"] and row["decision"] == "match" and row["rank"] == 1
 
 
-def model_versions(config: AuditConfig) -> str:
-    """The versions of every model a run uses, as one comparable string (``detector=...;embedder=...``)."""
-    card = load_card(config.weights or str(default_weights_path()))
-    return f"detector={config.detector};embedder={card['model_version']}"
+def _find_signatures(config: AuditConfig) -> FindSignatures:
+    if config.detector == "classical":
+        return FindSignatures("classical")
+    card = _card(config.detector_weights)
+    handler = DetectorHandler(config.detector_weights, device=config.device,
+                              max_batch_size=min(config.batch_size, DETECTOR_BATCH))
+    return FindSignatures("model", handler, int(card["input_size"]), card["model_version"])
 
 
 def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tuple[str, ...]],
                 skip: Mapping[str, str] | None = None) -> dict:
     """Wire the audit into ``p``; returns the report PCollections by table (for tests and callers).
 
-    ``skip``: document_id -> why, for the documents ``--skip_processed`` leaves out.
+    ``config`` is resolved here (``resolve_models``); ``skip``: document_id -> why, for the documents
+    ``--skip_processed`` leaves out.
     """
+    config = resolve_models(config)
     run = RunInfo(config.run_id, config.run_date, model_versions(config))
-    weights = config.weights or str(default_weights_path())
-    card = load_card(weights)
-    handler = EmbedderHandler(weights, device=config.device, max_batch_size=config.batch_size)
+    card = load_card(config.weights)
+    embedder = EmbedderHandler(config.weights, device=config.device, max_batch_size=config.batch_size)
 
     read = p | "ReadDocuments" >> ReadDocuments(config.inputs, skip=skip)
     rendered = read["documents"] | "RenderPages" >> RenderPages(config.dpi, config.max_pages, config.max_pixels)
-    found = rendered["pages"] | "FindSignatures" >> FindSignatures(config.detector)
+    found = rendered["pages"] | "FindSignatures" >> _find_signatures(config)
     regions = found["regions"]
+    if config.clean:
+        regions = regions | "CleanSignatures" >> CleanSignatures(
+            CleanerHandler(config.cleaner_weights, device=config.device,
+                           max_batch_size=min(config.batch_size, CLEANER_BATCH)))
 
     error_parts = [read["errors"], rendered["errors"], found["errors"]]
     if config.references:
-        enrolled = p | "EnrollReferences" >> EnrollReferences(config.references, handler)
+        enrolled = p | "EnrollReferences" >> EnrollReferences(config.references, embedder)
         error_parts.append(enrolled["errors"])
-        keyed_matches = regions | "Verify" >> Verify(handler, enrolled["references"], run,
+        keyed_matches = regions | "Verify" >> Verify(embedder, enrolled["references"], run,
                                                      Calibration.from_card(card), card["model_version"],
                                                      expected)
     else:

@@ -1,56 +1,113 @@
-"""FindSignatures: page images in, scored signature regions with their crops out."""
+"""FindSignatures: page images in, scored signature regions with their crops out.
+
+Two detectors behind one interface (page in, scored boxes out): ``model``, the learned detector through
+RunInference (batched, GPU when available), and ``classical``, the OpenCV finder.
+"""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 
 from pipeline.elements import ErrorRecord, PageImage, Region
+from pipeline.inference import DetectorHandler
+from transforms.boxes import Box
 from transforms.crops import crop_region
+from transforms.detection_prep import prepare_page
 from transforms.regions import find_signature_regions
 
 LOGGER = logging.getLogger(__name__)
 STAGE = "FindSignatures"
 ERRORS = "errors"
+CLASSICAL = "classical-v1"
+
+
+def regions_of(page: PageImage, boxes: Sequence[Box], detector: str) -> list[Region]:
+    """The regions of one page, best first, each with its crop."""
+    ordered = sorted(boxes, key=lambda box: box.score, reverse=True)
+    return [Region(page.source_path, page.document_id, page.page, index, box.x0, box.y0, box.x1, box.y1,
+                   page.dpi, detector, float(box.score), crop_region(page.image, box))
+            for index, box in enumerate(ordered)]
+
+
+def _failure(page: PageImage, exc: Exception) -> pvalue.TaggedOutput:
+    LOGGER.exception("region finding failed on page %d of %s", page.page, page.source_path)
+    return pvalue.TaggedOutput(ERRORS, ErrorRecord(STAGE, page.source_path, page.document_id, page.page,
+                                                   "detection_failed", f"{type(exc).__name__}: {exc}"))
 
 
 class _FindClassical(beam.DoFn):
     """The classical OpenCV region finder (binarize, drop lines and printed text, group strokes, score)."""
-
-    NAME = "classical"
 
     def __init__(self) -> None:
         self._regions = Metrics.counter("sigaudit", "regions")
 
     def process(self, page: PageImage) -> Iterator:
         try:
-            boxes = find_signature_regions(page.image, page.words)
-            regions = [
-                Region(page.source_path, page.document_id, page.page, index, box.x0, box.y0, box.x1, box.y1,
-                       page.dpi, self.NAME, float(box.score), crop_region(page.image, box))
-                for index, box in enumerate(boxes)
-            ]
+            regions = regions_of(page, find_signature_regions(page.image, page.words), CLASSICAL)
         except Exception as exc:  # never fatal: one bad page must not stop the run
-            LOGGER.exception("region finding failed on page %d of %s", page.page, page.source_path)
-            yield pvalue.TaggedOutput(ERRORS, ErrorRecord(STAGE, page.source_path, page.document_id, page.page,
-                                                          "detection_failed", f"{type(exc).__name__}: {exc}"))
+            yield _failure(page, exc)
+            return
+        self._regions.inc(len(regions))
+        yield from regions
+
+
+class _PreparePage(beam.DoFn):
+    def __init__(self, input_size: int) -> None:
+        self._input_size = input_size
+
+    def process(self, page: PageImage) -> Iterator:
+        try:
+            yield page, prepare_page(page.image, self._input_size)
+        except Exception as exc:
+            yield _failure(page, exc)
+
+
+class _RegionsFromDetections(beam.DoFn):
+    def __init__(self, detector: str) -> None:
+        self._detector = detector
+        self._regions = Metrics.counter("sigaudit", "regions")
+
+    def process(self, element: tuple[PageImage, PredictionResult]) -> Iterator:
+        page, result = element
+        try:
+            regions = regions_of(page, result.inference, self._detector)
+        except Exception as exc:
+            yield _failure(page, exc)
             return
         self._regions.inc(len(regions))
         yield from regions
 
 
 class FindSignatures(beam.PTransform):
-    """``PageImage`` -> ``Region`` per found signature, plus an ``errors`` output."""
+    """``PageImage`` -> ``Region`` per found signature, plus an ``errors`` output.
 
-    def __init__(self, detector: str = "classical") -> None:
+    ``detector``: ``"classical"`` or ``"model"``; the model needs ``handler`` (a DetectorHandler),
+    ``input_size`` (from its card) and ``version`` (the card's model_version, written to the reports).
+    """
+
+    def __init__(self, detector: str = "classical", handler: DetectorHandler | None = None,
+                 input_size: int | None = None, version: str | None = None) -> None:
         super().__init__()
-        if detector != _FindClassical.NAME:
-            raise ValueError(f"detector must be 'classical', got {detector!r}")
-        self._detector = detector
+        if detector not in ("classical", "model"):
+            raise ValueError(f"detector must be 'classical' or 'model', got {detector!r}")
+        if detector == "model" and (handler is None or input_size is None or not version):
+            raise ValueError("the model detector needs a handler, the card's input_size and its model_version")
+        self._detector, self._handler, self._input_size, self._version = detector, handler, input_size, version
 
     def expand(self, pages: beam.PCollection) -> dict[str, beam.PCollection]:
-        found = pages | "Find" >> beam.ParDo(_FindClassical()).with_outputs(ERRORS, main="regions")
-        return {"regions": found.regions, "errors": found[ERRORS]}
+        if self._detector == "classical":
+            found = pages | "Find" >> beam.ParDo(_FindClassical()).with_outputs(ERRORS, main="regions")
+            return {"regions": found.regions, "errors": found[ERRORS]}
+        prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_size)).with_outputs(ERRORS, main="pages")
+        found = (
+            prepared.pages
+            | "Detect" >> RunInference(KeyedModelHandler(self._handler))
+            | "Regions" >> beam.ParDo(_RegionsFromDetections(self._version)).with_outputs(ERRORS, main="regions")
+        )
+        errors = (prepared[ERRORS], found[ERRORS]) | "MergeErrors" >> beam.Flatten()
+        return {"regions": found.regions, "errors": errors}

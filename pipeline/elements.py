@@ -60,6 +60,12 @@ class Region(NamedTuple):
     detector: str
     detector_score: float
     crop: np.ndarray  # (h, w) uint8, ink dark
+    cleaned: np.ndarray | None = None  # the crop after CleanSignatures, same size; None when not cleaned
+
+    @property
+    def verified_image(self) -> np.ndarray:
+        """What Verify compares: the cleaned crop when there is one, else the crop."""
+        return self.crop if self.cleaned is None else self.cleaned
 
 
 class ErrorRecord(NamedTuple):

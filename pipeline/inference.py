@@ -1,4 +1,10 @@
-"""RunInference ModelHandlers: batched, loaded once per worker process, GPU when there is one."""
+"""RunInference ModelHandlers: batched, loaded once per worker process, GPU when there is one.
+
+Three models, one pattern: weights from a safetensors file (no pickle) with its JSON model card beside
+it; ``device='auto'`` takes CUDA when present and ``'cuda'`` without a GPU falls back to CPU with a
+logged warning; inference under ``torch.inference_mode`` in the shared ``models`` functions, results
+moved to CPU before they leave the handler.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,18 +15,18 @@ import numpy as np
 import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from models.clean import clean_images, load_cleaner
+from models.detect import detect_batch, load_detector
 from models.embed import embed_batch
 from models.weights import load_embedder, resolve_device
 
 LOGGER = logging.getLogger(__name__)
 
 
-class EmbedderHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Module]):
-    """SigNet embeddings of preprocessed signatures: ``(155, 220) float32`` in, ``(D,) float32`` out.
+class _CardModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Module]):
+    """Loads ``(model, card)`` with ``_load`` on the resolved device; subclasses implement ``_infer``."""
 
-    The weights are read from a safetensors file (no pickle) with its JSON model card beside it.
-    ``device='auto'`` takes CUDA when present; ``'cuda'`` without a GPU falls back to CPU with a warning.
-    """
+    NAME = "model"
 
     def __init__(self, weights_path: str | None = None, device: str = "auto", max_batch_size: int = 32,
                  min_batch_size: int = 1) -> None:
@@ -31,22 +37,67 @@ class EmbedderHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Module
         self._device_name = device
         self._device: torch.device | None = None
 
+    def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+        raise NotImplementedError(type(self))
+
+    def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
+        raise NotImplementedError(type(self))
+
     def load_model(self) -> torch.nn.Module:
         self._device = resolve_device(self._device_name)
-        model, card = load_embedder(self._weights_path, device=self._device)
-        LOGGER.info("loaded embedder %s on %s", card.get("model_version"), self._device)
+        model, card = self._load(self._device)
+        model.sigaudit_card = card  # the card travels with the model (thresholds, input size)
+        LOGGER.info("loaded %s %s on %s", self.NAME, card.get("model_version"), self._device)
         return model
 
     def run_inference(self, batch: Sequence[np.ndarray], model: torch.nn.Module,
                       inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         if not batch:
             return []
-        device = self._device or next(model.parameters()).device
-        embeddings = embed_batch(model, np.stack(batch).astype(np.float32, copy=False), device)
-        return [PredictionResult(example, embedding) for example, embedding in zip(batch, embeddings, strict=True)]
+        parameter = next(model.parameters(), None)
+        device = self._device or (parameter.device if parameter is not None else torch.device("cpu"))
+        outputs = self._infer(model, batch, device)
+        return [PredictionResult(None, output) for output in outputs]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(int(example.nbytes) for example in batch)
 
     def get_metrics_namespace(self) -> str:
-        return "sigaudit_embedder"
+        return f"sigaudit_{self.NAME}"
+
+
+class EmbedderHandler(_CardModelHandler):
+    """SigNet embeddings of preprocessed signatures: ``(155, 220) float32`` in, ``(D,) float32`` out."""
+
+    NAME = "embedder"
+
+    def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+        return load_embedder(self._weights_path, device=device)
+
+    def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
+        return list(embed_batch(model, np.stack(batch).astype(np.float32, copy=False), device))
+
+
+class DetectorHandler(_CardModelHandler):
+    """Signature boxes of prepared pages: ``(S, S) float32`` in, ``list[Box]`` (page coordinates) out."""
+
+    NAME = "detector"
+
+    def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+        return load_detector(self._weights_path, device=device)
+
+    def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
+        return detect_batch(model, np.stack(batch).astype(np.float32, copy=False), model.sigaudit_card, device)
+
+
+class CleanerHandler(_CardModelHandler):
+    """CycleGAN A->B cleaning of crops: ``(h, w) uint8`` in, the same size out (bucketed, never distorted)."""
+
+    NAME = "cleaner"
+
+    def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+        return load_cleaner(self._weights_path, device=device)
+
+    def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
+        max_side = model.sigaudit_card.get("max_side", 256)
+        return clean_images(model, list(batch), device, max_side=max_side, batch_size=len(batch))

@@ -11,7 +11,7 @@ DEFAULT_DPI = 200
 DEFAULT_MAX_PAGES = 500
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_BATCH_SIZE = 32
-DETECTORS = ("classical",)
+DETECTORS = ("auto", "model", "classical")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -28,9 +28,12 @@ class AuditConfig:
     dpi: int = DEFAULT_DPI
     max_pages: int = DEFAULT_MAX_PAGES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    detector: str = "classical"
+    detector: str = "auto"  # auto = the learned model when its weights are shipped, else classical
     device: str = "auto"
     weights: str | None = None
+    detector_weights: str | None = None
+    clean: bool | None = None  # None = clean when cleaning weights are shipped
+    cleaner_weights: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     demo_seed: int = 0
     skip_processed: bool = False
@@ -83,8 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="documents with more pages fail with error_kind too_many_pages")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="pixel budget of one rendered page: larger pages render at a lower DPI")
-    parser.add_argument("--detector", choices=DETECTORS, default="classical",
-                        help="signature region finder")
+    parser.add_argument("--detector", choices=DETECTORS, default="auto",
+                        help="signature region finder: the learned 'model' (auto: when its weights are "
+                             "shipped) or the OpenCV 'classical' finder")
+    parser.add_argument("--detector_weights", default=None, metavar="PATH",
+                        help="detector weights (.safetensors, model card beside it); default: the shipped "
+                             "models/weights/detector.safetensors")
+    parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=None,
+                        help="clean every crop with the CycleGAN generator before verifying it "
+                             "(default: on when cleaning weights are shipped)")
+    parser.add_argument("--cleaner_weights", default=None, metavar="PATH",
+                        help="CycleGAN generator weights; default: the shipped "
+                             "models/weights/cyclegan_default.safetensors")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where models run: auto = CUDA when present, else CPU")
     parser.add_argument("--weights", default=None, metavar="PATH",

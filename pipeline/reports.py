@@ -96,7 +96,8 @@ def signature_row(run: RunInfo, region: Region) -> dict[str, Any]:
     return {**_run_fields(run), "document_id": region.document_id, "source_path": region.source_path,
             "page": region.page, "region": region.region, "x0": region.x0, "y0": region.y0, "x1": region.x1,
             "y1": region.y1, "dpi": region.dpi, "detector": region.detector,
-            "detector_score": region.detector_score, "crop_png": encode_png(region.crop), "cleaned_png": None}
+            "detector_score": region.detector_score, "crop_png": encode_png(region.crop),
+            "cleaned_png": None if region.cleaned is None else encode_png(region.cleaned)}
 
 
 def match_row(run: RunInfo, *, document_id: str, page: int, region: int, signer_id: str, distance: float,

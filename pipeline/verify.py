@@ -117,7 +117,7 @@ class EnrollReferences(beam.PTransform):
 
 def _preprocess_region(region: Region) -> tuple[tuple[str, str, int, int], np.ndarray]:
     key = (region.source_path, region.document_id, region.page, region.region)
-    return key, preprocess_signature(region.crop)
+    return key, preprocess_signature(region.verified_image)
 
 
 class _ScoreRegion(beam.DoFn):

@@ -1,12 +1,16 @@
 import apache_beam as beam
 import cv2
 import numpy as np
+import pytest
+import torch
 from apache_beam.testing.util import assert_that, equal_to
 
 import pipeline.detect as detect
 from pipeline.detect import FindSignatures
 from pipeline.elements import PageImage
+from pipeline.inference import DetectorHandler
 from tests.conftest import local_pipeline
+from transforms.boxes import Box
 
 
 def _page(with_signature: bool) -> PageImage:
@@ -28,7 +32,7 @@ def test_regions_carry_boxes_scores_and_crops():
         regions = out["regions"] | beam.Map(
             lambda r: (r.region == 0, r.detector, 0 <= r.x0 < r.x1 <= 1, r.crop.ndim, r.crop.dtype.name, r.dpi))
         assert_that(regions | "First" >> beam.Filter(lambda r: r[0]),
-                    equal_to([(True, "classical", True, 2, "uint8", 100)]), label="regions")
+                    equal_to([(True, "classical-v1", True, 2, "uint8", 100)]), label="regions")
         assert_that(out["errors"], equal_to([]), label="errors")
 
 
@@ -42,3 +46,32 @@ def test_a_failing_page_becomes_an_error_row(monkeypatch):
         assert_that(out["regions"], equal_to([]), label="regions")
         errors = out["errors"] | beam.Map(lambda e: (e.stage, e.page, e.error_kind, "finder exploded" in e.error_message))
         assert_that(errors, equal_to([("FindSignatures", 1, "detection_failed", True)]), label="errors")
+
+
+class FixedDetector(DetectorHandler):
+    """A detector handler whose 'model' returns two hand-placed boxes per page."""
+
+    def load_model(self):
+        model = torch.nn.Identity()
+        model.sigaudit_card = {"input_size": 64}
+        return model
+
+    def _infer(self, model, batch, device):
+        assert all(page.shape == (64, 64) for page in batch)
+        return [[Box(0.1, 0.1, 0.3, 0.2, 0.4), Box(0.5, 0.8, 0.9, 0.9, 0.9)] for _ in batch]
+
+
+def test_model_detector_crops_its_boxes_best_first():
+    with local_pipeline() as p:
+        out = p | beam.Create([_page(True)]) | FindSignatures("model", FixedDetector(), 64, "det-1")
+        regions = out["regions"] | beam.Map(
+            lambda r: (r.region, r.detector, round(r.detector_score, 2), r.crop.shape[1] > r.crop.shape[0]))
+        assert_that(regions, equal_to([(0, "det-1", 0.9, True), (1, "det-1", 0.4, True)]), label="regions")
+        assert_that(out["errors"], equal_to([]), label="errors")
+
+
+def test_model_detector_needs_its_card_values():
+    with pytest.raises(ValueError, match="needs a handler"):
+        FindSignatures("model")
+    with pytest.raises(ValueError, match="detector must be 'classical' or 'model', got 'yolo'"):
+        FindSignatures("yolo")
