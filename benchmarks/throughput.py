@@ -1,0 +1,142 @@
+"""End-to-end throughput of the audit on a generated scanned-contract corpus, beside its stages' own compute.
+
+    python -m benchmarks.throughput [--pages 40] [--workers 2] [--out /tmp/sigaudit_bench]
+
+The corpus: image-only ("scanned") one-page contract PDFs at 200 DPI, one signature per page, and a
+reference bank. It prints, as a table:
+- the stages' own compute per page, measured in one process on the same pages with the same functions
+  the pipeline uses (render, detect, clean, preprocess + embed), and their sum;
+- a baseline that only renders the pages;
+- the whole pipeline on the DirectRunner (FnApiRunner), in memory and with ``--workers`` processes:
+  pages/s end to end, its ratio to the summed stage compute, and the peak RSS (this process and its
+  worker processes).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+import run_pipeline
+from models.clean import clean_images, load_cleaner
+from models.detect import detect_batch, load_detector
+from models.embed import embed_batch
+from models.weights import load_embedder
+from pipeline.audit import resolve_models
+from pipeline.options import AuditConfig
+from transforms.crops import crop_region
+from transforms.demo_corpus import make_sample_contract, write_references
+from transforms.detection_prep import prepare_page
+from transforms.pdf import iter_pages
+from transforms.preprocess import preprocess_signature
+from transforms.regions import find_signature_regions
+from transforms.synth_signature import make_style
+
+LOGGER = logging.getLogger("benchmarks.throughput")
+DPI = 200
+
+
+def make_corpus(root: Path, pages: int, seed: int = 7) -> tuple[Path, Path]:
+    """``pages`` one-page scanned contracts (one signer each, among 5) and the signers' references."""
+    rng = np.random.default_rng(seed)
+    styles = {f"signer_{i}": make_style(rng) for i in range(5)}
+    documents = root / "documents"
+    documents.mkdir(parents=True, exist_ok=True)
+    for i in range(pages):
+        signer = f"signer_{i % 5}"
+        data, _ = make_sample_contract(rng, styles={signer: styles[signer]}, scanned=True, dpi=DPI)
+        (documents / f"contract_{i:04d}.pdf").write_bytes(data)
+    write_references(styles, root / "references", rng, n=5)
+    return documents, root / "references"
+
+
+def stage_times(documents: Path, config: AuditConfig) -> dict[str, float]:
+    """Seconds per page of each stage, measured directly on the corpus (one process)."""
+    timings = {"render": 0.0, "detect": 0.0, "clean": 0.0, "embed": 0.0}
+    pages = []
+    for path in sorted(documents.glob("*.pdf")):
+        start = time.perf_counter()
+        pages.extend(iter_pages(path.read_bytes(), dpi=DPI))
+        timings["render"] += time.perf_counter() - start
+    crops = []
+    if config.detector == "model":
+        model, card = load_detector(config.detector_weights)
+        start = time.perf_counter()
+        for i in range(0, len(pages), 8):
+            chunk = pages[i:i + 8]
+            batch = np.stack([prepare_page(p.image, int(card["input_size"])) for p in chunk])
+            for page, boxes in zip(chunk, detect_batch(model, batch, card), strict=True):
+                crops.extend(crop_region(page.image, box) for box in boxes)
+        timings["detect"] = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        for page in pages:
+            crops.extend(crop_region(page.image, b) for b in find_signature_regions(page.image, page.words))
+        timings["detect"] = time.perf_counter() - start
+    if config.clean and crops:
+        cleaner, card = load_cleaner(config.cleaner_weights)
+        start = time.perf_counter()
+        crops = clean_images(cleaner, crops, max_side=card.get("max_side", 256))
+        timings["clean"] = time.perf_counter() - start
+    embedder, _ = load_embedder(config.weights)
+    start = time.perf_counter()
+    arrays = np.stack([preprocess_signature(c) for c in crops]) if crops else np.zeros((0, 155, 220), np.float32)
+    for i in range(0, len(arrays), 32):
+        embed_batch(embedder, arrays[i:i + 32])
+    timings["embed"] = time.perf_counter() - start
+    return {stage: seconds / max(len(pages), 1) for stage, seconds in timings.items()}
+
+
+def pipeline_run(documents: Path, references: Path, output: Path, extra: list[str]) -> float:
+    """Wall seconds of one whole run of the audit."""
+    shutil.rmtree(output, ignore_errors=True)
+    start = time.perf_counter()
+    run_pipeline.run(["--input", str(documents / "*.pdf"), "--references", str(references), "--output",
+                      str(output), "--dpi", str(DPI), *extra], save_main_session=False)
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """Peak resident memory of this process and of its largest finished child process, in MB."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="/tmp/sigaudit_bench")
+    parser.add_argument("--detector", default="auto", choices=("auto", "model", "classical"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root = Path(args.out)
+    documents, references = make_corpus(root / "corpus", args.pages)
+    config = resolve_models(AuditConfig(inputs=(str(documents),), detector=args.detector))
+    per_page = stage_times(documents, config)
+    compute = sum(per_page.values())
+    in_memory = pipeline_run(documents, references, root / "out_mem", ["--detector", config.detector])
+    multi = pipeline_run(documents, references, root / "out_multi", [
+        "--detector", config.detector, "--direct_running_mode=multi_processing",
+        f"--direct_num_workers={args.workers}"])
+    rss_self, rss_child = peak_rss_mb()
+    print(f"corpus: {args.pages} scanned one-page contracts at {DPI} DPI; detector={config.detector}, "
+          f"clean={config.clean}")
+    print(f"{'stage':<28}{'s/page':>10}{'pages/s':>10}")
+    for stage, seconds in per_page.items():
+        print(f"{stage:<28}{seconds:>10.3f}{(1 / seconds if seconds else float('inf')):>10.1f}")
+    print(f"{'sum of stages (1 core)':<28}{compute:>10.3f}{1 / compute:>10.1f}")
+    print(f"{'baseline: render only':<28}{per_page['render']:>10.3f}{1 / per_page['render']:>10.1f}")
+    for name, seconds in (("pipeline in memory", in_memory), (f"pipeline {args.workers} workers", multi)):
+        print(f"{name:<28}{seconds / args.pages:>10.3f}{args.pages / seconds:>10.1f}"
+              f"   overhead x{seconds / args.pages / compute:.2f} of the stages' compute")
+    print(f"peak RSS: main process {rss_self:.0f} MB, largest worker {rss_child:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
