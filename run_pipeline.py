@@ -21,6 +21,7 @@ from pipeline.audit import build_audit, model_versions, resolve_models
 from pipeline.expected import read_expected
 from pipeline.options import AuditConfig, parse_args
 from pipeline.reports import RunInfo, replace_partitions
+from pipeline.review import write_review
 from pipeline.runner import make_runner
 from pipeline.summary import processed_documents, summarize
 
@@ -58,12 +59,16 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     build_audit(pipeline, config, expected, skip)
     result = pipeline.run()
     state = result.wait_until_finish()
+    review = None
     if state == PipelineState.DONE and test_pipeline is None:
         replaced = replace_partitions(config.output, RunInfo(config.run_id, config.run_date))
         if replaced:
             LOGGER.info("replaced %d report files of earlier runs of %s", replaced, config.run_date)
+        review = write_review(config.output, config.run_date, config.run_id, config.references)
     if "://" not in config.output:
         print(summarize(config.output, config.run_date, config.run_id))
+        if review:
+            print(f"review page: {review}")
     return result
 
 

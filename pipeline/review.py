@@ -29,6 +29,7 @@ LOGGER = logging.getLogger(__name__)
 
 THUMB_DPI = 50
 THUMB_WIDTH = 300  # px of a page thumbnail
+THUMB_MAX_PIXELS = 4_000_000  # a page larger than this at THUMB_DPI gets a placeholder
 CROP_SIZE = (260, 110)  # max (width, height) px of a crop or reference on the page
 _RANK = {"match": 0, "review": 1, "mismatch": 2}
 _BGR = {"match": (60, 150, 40), "review": (0, 140, 235), "mismatch": (40, 40, 215), "none": (150, 150, 150)}
@@ -47,7 +48,7 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bott
 .page{display:flex;gap:12px;margin-top:10px;align-items:flex-start}.page>figure{margin:0;flex:none}
 .regions{display:flex;flex-wrap:wrap;gap:10px}.region{border:1px solid #e3e3e3;border-radius:4px;padding:6px}
 .imgs{display:flex;gap:8px;align-items:flex-end}.imgs figure{margin:0}
-figcaption{font-size:11px;color:#666}img{display:block;border:1px solid #ccc;background:#fff}
+figcaption{font-size:11px;color:#666}img,svg.ref{display:block;border:1px solid #ccc;background:#fff}
 .ph{display:flex;align-items:center;justify-content:center;min-width:90px;min-height:40px;padding:4px;
 border:1px dashed #bbb;color:#888;font-size:11px;background:#fafafa;max-width:260px}
 """
@@ -81,26 +82,35 @@ def _fit(image: np.ndarray, max_width: int, max_height: int) -> np.ndarray:
 
 
 def _data_uri(image: np.ndarray, jpeg: bool = False) -> str:
-    """``image`` ((H, W) uint8 gray or (H, W, 3) uint8 BGR) as a data URI: JPEG, or PNG of 16 gray levels
-    (plenty for ink on paper, and half the bytes)."""
-    if not jpeg:
-        image = (image // 16) * 17  # uint8 stays uint8: 15 * 17 = 255
+    """``image`` ((H, W) uint8 gray or (H, W, 3) uint8 BGR) as a data URI: JPEG (page thumbnails) or
+    lossless PNG (crops and references: the auditor sees exactly what the model saw, shrunk)."""
     ok, buffer = cv2.imencode(".jpg" if jpeg else ".png", image,
-                              [cv2.IMWRITE_JPEG_QUALITY, 60] if jpeg else [cv2.IMWRITE_PNG_COMPRESSION, 9])
+                              [cv2.IMWRITE_JPEG_QUALITY, 60] if jpeg else [])
     if not ok:
         raise ValueError(f"image encoding failed for an image of shape {image.shape}")
     mime = "image/jpeg" if jpeg else "image/png"
     return f"data:{mime};base64,{base64.b64encode(buffer.tobytes()).decode('ascii')}"
 
 
+def _decode(image_bytes: bytes | None) -> np.ndarray | None:
+    """``(h, w) uint8`` gray image decoded from ``image_bytes`` (any format OpenCV reads) and shrunk to
+    CROP_SIZE; None when absent or unreadable."""
+    if not image_bytes:
+        return None
+    image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return None if image is None or image.size == 0 else _fit(image, *CROP_SIZE)
+
+
 def _img(image_bytes: bytes | None, caption: str, missing: str) -> str:
-    """A figure with the image decoded from ``image_bytes`` (any format OpenCV reads), shrunk to CROP_SIZE."""
-    image = None
-    if image_bytes:
-        image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_GRAYSCALE)
-    body = (_placeholder(missing) if image is None or image.size == 0
-            else f'<img src="{_data_uri(_fit(image, *CROP_SIZE))}" alt="{_esc(caption)}">')
+    """A figure with the image of ``image_bytes``, or a placeholder saying ``missing``."""
+    image = _decode(image_bytes)
+    body = (_placeholder(missing) if image is None
+            else f'<img src="{_data_uri(image)}" alt="{_esc(caption)}">')
     return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+
+
+def _reason(exc: Exception) -> str:
+    return f"{exc.kind}: {exc.message}" if isinstance(exc, DocumentError) else str(exc)
 
 
 def render_thumbnails(source_path: str, boxes: dict[int, list[tuple[int, Box, str]]]) -> dict[int, str]:
@@ -113,14 +123,14 @@ def render_thumbnails(source_path: str, boxes: dict[int, list[tuple[int, Box, st
         doc = open_pdf(data)
     except (OSError, DocumentError) as exc:  # BeamIOError is an OSError
         LOGGER.warning("review: cannot open %s: %s", source_path, exc)
-        return {page: _placeholder(f"page {page} not shown: {exc}") for page in boxes}
+        return {page: _placeholder(f"page {page} not shown: {_reason(exc)}") for page in boxes}
     shown = {}
     try:
         for page, regions in boxes.items():
             try:
-                image = render_page(doc, page - 1, dpi=THUMB_DPI, min_dpi=THUMB_DPI).image
+                image = render_page(doc, page - 1, dpi=THUMB_DPI, max_pixels=THUMB_MAX_PIXELS, min_dpi=THUMB_DPI).image
             except (DocumentError, ValueError) as exc:
-                shown[page] = _placeholder(f"page {page} not shown: {exc}")
+                shown[page] = _placeholder(f"page {page} not shown: {_reason(exc)}")
                 continue
             thumb = cv2.cvtColor(_fit(image, THUMB_WIDTH, 10 * THUMB_WIDTH), cv2.COLOR_GRAY2BGR)
             height, width = thumb.shape[:2]
@@ -136,16 +146,42 @@ def render_thumbnails(source_path: str, boxes: dict[int, list[tuple[int, Box, st
 
 
 class _References:
-    """The first enrolled reference image (sorted by name) of each signer, as bytes; None when absent."""
+    """The first enrolled reference image (sorted by name) of each signer, embedded once in an SVG ``<defs>``
+    and shown with ``<use>`` wherever needed: a few signers sign many documents."""
 
     def __init__(self, references_dir: str | None) -> None:
         self._dir = references_dir
-        self._cache: dict[str, bytes | None] = {}
+        self._shown: dict[str, tuple[str, int, int] | None] = {}  # signer -> (defs id, width, height)
+        self._defs: list[str] = []
 
-    def first(self, signer_id: str) -> bytes | None:
-        if signer_id not in self._cache:
-            self._cache[signer_id] = self._read(signer_id)
-        return self._cache[signer_id]
+    def figure(self, signer_id: str, caption: str) -> str:
+        """A figure showing the signer's reference, or a placeholder when they have none."""
+        if signer_id not in self._shown:
+            self._shown[signer_id] = self._define(signer_id)
+        shown = self._shown[signer_id]
+        if shown is None:
+            body = _placeholder(f"no reference for {signer_id}")
+        else:
+            ref, width, height = shown
+            body = (f'<svg class="ref" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+                    f'<title>{_esc(caption)}</title><use href="#{ref}"/></svg>')
+        return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+
+    def defs(self) -> str:
+        """The hidden SVG holding every reference shown (empty when none)."""
+        if not self._defs:
+            return ""
+        return ('<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+                + "".join(self._defs) + "</defs></svg>")
+
+    def _define(self, signer_id: str) -> tuple[str, int, int] | None:
+        image = _decode(self._read(signer_id))
+        if image is None:
+            return None
+        ref = f"ref{len(self._defs)}"
+        height, width = image.shape
+        self._defs.append(f'<image id="{ref}" width="{width}" height="{height}" href="{_data_uri(image)}"/>')
+        return ref, width, height
 
     def _read(self, signer_id: str) -> bytes | None:
         if not self._dir:
@@ -198,14 +234,20 @@ def _document_class(priority: int, document: dict) -> str:
     return {0: "mismatch", 1: "review", 2: "missing", 3: "match"}.get(priority, "")
 
 
+def _outcome_badges(document: dict, outcomes: dict[str, str]) -> str:
+    """``signer: outcome`` badges of a document's expected signers; "not checked" where the document was
+    skipped or unreadable."""
+    return " ".join(_badge(f"{s}: {outcomes.get(s, 'not checked')}", outcomes.get(s, "")) for s in
+                    document["expected_signers"])
+
+
 def _region_html(sig: dict, matches: list[dict], references: _References) -> str:
     decision, focus, closest = _region_focus(matches)
     images = [_img(sig["crop_png"], "crop", "no crop"), _img(sig["cleaned_png"], "cleaned", "not cleaned")]
     signers = [] if focus is None else [(focus["signer_id"], "reference")]
     if closest is not None and focus is not None and closest["signer_id"] != focus["signer_id"]:
         signers.append((closest["signer_id"], "closest's reference"))
-    images += [_img(references.first(signer), f"{label}: {signer}", f"no reference for {signer}")
-               for signer, label in signers]
+    images += [references.figure(signer, f"{label}: {signer}") for signer, label in signers]
     shown = sorted((m for m in matches if m["expected"] or m is closest), key=lambda m: m["rank"])
     rows = "".join(
         f"<tr><td>{_esc(m['signer_id'])}{' (expected)' if m['expected'] else ''}</td>"
@@ -217,13 +259,23 @@ def _region_html(sig: dict, matches: list[dict], references: _References) -> str
             f'<table><tr><th>signer</th><th>similarity</th><th>decision</th><th>rank</th></tr>{rows}</table></div>')
 
 
+def _box(sig: dict) -> Box | None:
+    """The region's box, or None (logged) when its coordinates are not a valid box: not drawn then."""
+    try:
+        return Box(sig["x0"], sig["y0"], sig["x1"], sig["y1"])
+    except ValueError as exc:
+        LOGGER.warning("review: region %d of page %d of %s not drawn: %s", sig["region"], sig["page"],
+                       sig["source_path"], exc)
+        return None
+
+
 def _document_html(anchor: str, doc: dict, priority: int, outcomes: dict[str, str], sigs: list[dict],
                    matches: dict[tuple[int, int], list[dict]], errors: list[dict], references: _References) -> str:
     name = base_name(doc["source_path"])
     status = _badge(doc["status"], doc["status"])
     if doc["error_kind"]:
         status += f' <span class="err">{_esc(doc["error_kind"])}: {_esc(doc["error_message"])}</span>'
-    signers = " ".join(_badge(f"{s}: {outcomes[s]}", outcomes[s]) for s in doc["expected_signers"] if s in outcomes)
+    signers = _outcome_badges(doc, outcomes)
     parts = [f'<section class="doc {_document_class(priority, doc)}" id="{anchor}"><h2>{_esc(name)}</h2>',
              f'<div class="muted">{_esc(doc["source_path"])}</div>',
              f"<div>{status} · {doc['page_count'] or 0} page(s) · {len(sigs)} region(s)"
@@ -234,9 +286,8 @@ def _document_html(anchor: str, doc: dict, priority: int, outcomes: dict[str, st
     by_page: dict[int, list[dict]] = defaultdict(list)
     for sig in sorted(sigs, key=lambda s: (s["page"], s["region"])):
         by_page[sig["page"]].append(sig)
-    boxes = {page: [(s["region"], Box(s["x0"], s["y0"], s["x1"], s["y1"]),
-                     _region_focus(matches.get((page, s["region"]), []))[0]) for s in page_sigs]
-             for page, page_sigs in by_page.items()}
+    boxes = {page: [(s["region"], box, _region_focus(matches.get((page, s["region"]), []))[0])
+                    for s in page_sigs if (box := _box(s)) is not None] for page, page_sigs in by_page.items()}
     if not boxes and doc["status"] == "ok" and doc["page_count"] and doc["expected_signers"]:
         boxes = {doc["page_count"]: []}  # no region found: show the last page, where signatures usually are
     thumbs = render_thumbnails(doc["source_path"], boxes) if boxes else {}
@@ -298,8 +349,8 @@ def write_review(output: str, run_date: str, run_id: str, references_dir: str | 
         doc_outcomes = per_doc.get(doc["document_id"] or "", {})
         detailed = priority < 5 and len(details) < max_documents
         link = f'<a href="#d{i}">{_esc(name)}</a>' if detailed else _esc(name)
-        index.append(f"<tr><td>{link}</td><td>{_badge(doc['status'], doc['status'])}</td><td>"
-                     + " ".join(_badge(f"{s}: {o}", o) for s, o in sorted(doc_outcomes.items())) + "</td></tr>")
+        index.append(f"<tr><td>{link}</td><td>{_badge(doc['status'], doc['status'])}</td>"
+                     f"<td>{_outcome_badges(doc, doc_outcomes)}</td></tr>")
         if detailed:
             details.append(_document_html(f"d{i}", doc, priority, doc_outcomes, sigs_by_doc.get(doc["document_id"], []),
                                           matches.get(doc["document_id"], {}), errors_by_path.pop(path, []), references))
@@ -309,11 +360,12 @@ def write_review(output: str, run_date: str, run_id: str, references_dir: str | 
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>sigaudit review {_esc(run_date)}</title><style>{_CSS}</style></head><body>"
             + _header_html(run_date, run_id, summary, sorted({d["model_versions"] for d in documents}))
-            + f"<h2>Documents</h2><table>{''.join(index)}</table>"
+            + f"<h2>Documents</h2><table class=\"index\">{''.join(index)}</table>"
             + (f"<p>{len(keyed) - len(details)} document(s) listed above are not shown in detail.</p>"
                if len(details) < len(keyed) else "")
             + "".join(details)
-            + (f"<h2>Other errors</h2><table>{other_html}</table>" if others else "")
+            + (f"<h2>Errors not shown above</h2><table>{other_html}</table>" if others else "")
+            + references.defs()
             + "</body></html>")
     path = review_path(output, run_date)
     if not is_remote(path):
