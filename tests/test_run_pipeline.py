@@ -162,3 +162,21 @@ def test_skip_processed_skips_documents_of_earlier_run_dates(demo_run, tmp_path)
     assert read_table(str(output), "signatures", RUN_DATE).num_rows == 0
     assert read_table(str(output), "documents", "2026-11-24").num_rows == 3
     assert all(r["model_versions"].startswith("detector=") for r in rows.values())
+
+
+def test_readme_dashboard_queries_run_on_the_reports(demo_run):
+    duckdb = pytest.importorskip("duckdb")
+    output, tables = demo_run
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [part.split("```")[0] for part in readme.split("```sql")[1:]]
+    queries = [q for q in block.replace("'out/", f"'{output}/").split(";") if q.strip()]
+    assert len(queries) == 2
+    matches = tables["matches"].to_pylist()
+    compared = {(m["document_id"], m["signer_id"]) for m in matches if m["expected"]}
+    (per_day,) = duckdb.sql(queries[0]).fetchall()
+    assert 0.0 <= per_day[1] <= 1.0 and per_day[2] == len(compared)
+    verified = {(m["document_id"], m["signer_id"]) for m in matches
+                if m["expected"] and m["decision"] == "match" and m["rank"] == 1}
+    expected = {(d["document_id"], s) for d in tables["documents"].to_pylist() for s in d["expected_signers"]}
+    missing = duckdb.sql(queries[1]).fetchall()
+    assert len(missing) == len(expected - verified)
