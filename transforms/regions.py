@@ -3,6 +3,9 @@
 binarize -> remove ruled lines -> drop printed text (components no thicker than a character, text-layer
 words) -> group the remaining strokes into candidates at a few distances -> score each from hand-made
 features with a small logistic model fitted offline -> boost candidates near anchor words -> NMS.
+Two regimes: pages at most ``work_side`` (low-resolution scans such as detection/*) keep the original
+grouping and model; larger pages (rendered at ~200 dpi) are downscaled with a minimum filter, grouped more
+finely, get tight boxes and their own model (fitted on synthetic contracts and upscaled detection/train).
 A learned detector replaces this later behind the same interface.
 """
 from __future__ import annotations
@@ -31,23 +34,28 @@ class FinderConfig:
     line_fraction: float = 0.1     # ruled lines: straight runs at least this fraction of the page side
     text_factor: float = 1.8       # components at most this many character sizes are printed text
     group_factors: tuple[float, ...] = (1.5, 3.0, 5.0)  # strokes closer than this many character sizes group
+    fine_factors: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0)  # the same on pages larger than work_side
+    wide_factors: tuple[float, ...] = (3.0, 5.0)  # and there, side by side (half a character up or down)
     min_score: float = 0.2         # candidates below are dropped (near the F1-best threshold on detection/train)
     anchor_boost: float = 0.5      # a candidate near an anchor word keeps only this share of its doubt
     nms_iou: float = 0.3
-    box_pad: float = 1.0           # boxes are grown by this many character sizes on each side
+    box_pad: float = 1.0           # boxes are grown by this many character sizes on each side on pages at
+    fine_pad: float = 0.3          # most work_side (low-resolution scans), by this many on larger pages
     contrast: int = 10             # ink is at least this much darker than its 31x31 neighbourhood mean
     margin: float = 0.6            # and darker than Otsu's threshold moved this share towards white
 
 
-# Logistic regression on the standardized features and their pairwise products (quadratic_terms), fitted on
-# detection/train candidates by benchmarks/classical_regions.py --fit; the arrays are pasted from its output.
-_MEAN = np.array([
+# Logistic regressions on the standardized features and their pairwise products (quadratic_terms), fitted by
+# benchmarks/classical_regions.py --fit and pasted from its output: _LOW_* on detection/train candidates
+# (low-resolution pages, at most work_side), _FINE_* on synthetic contracts rendered at 200 dpi (seeds 100-219,
+# never the demo's seed 0) plus detection/train upscaled to 2200x1700: the candidates of larger pages.
+_LOW_MEAN = np.array([
     2.5219, 7.656, 0.9444, 0.3974, 0.8891, 0.7903, 0.3809, -6.0475, 40.9494, 1.3199, -0.0426, 1.0328
 ])
-_SCALE = np.array([
+_LOW_SCALE = np.array([
     1.1384, 6.3989, 0.6875, 0.1696, 0.1792, 0.1439, 0.1278, 2.0923, 24.331, 0.9103, 0.493, 0.2401
 ])
-_WEIGHTS = np.array([
+_LOW_WEIGHTS = np.array([
     0.0141, 0.5505, -0.3796, -0.8348, 0.1196, 0.4043, 0.1958, 0.8768, -0.4805, 0.0127, -0.178, -0.3177,
     -0.1067, 0.0896, -0.1438, 0.2049, 0.1235, 0.1188, -0.1856, 0.085, -0.0057, -0.1776, -0.1586, 0.0619,
     0.1646, -0.68, 0.246, 0.1937, 0.1849, -0.0489, 0.0979, -0.0818, 0.1099, -0.1452, 0.3415, -0.3742,
@@ -57,10 +65,27 @@ _WEIGHTS = np.array([
     -0.2074, 0.1774, -0.5563, -0.3398, -0.3364, -0.3646, 0.0592, -0.0214, 0.323, -0.4524, 0.0956,
     0.3159, -0.2962, 0.5882, -0.2891, -0.1627, 0.0437, -0.4675, -0.5126, -0.4262
 ])
-_BIAS = -2.7625
+_LOW_BIAS = -2.7625
+_FINE_MEAN = np.array([
+    2.7329, 8.8884, 0.9035, 0.3731, 0.8623, 0.8135, 0.4412, -6.2063, 42.8647, 1.4137, 0.0226, 0.9821
+])
+_FINE_SCALE = np.array([
+    1.1915, 7.1427, 0.6385, 0.1669, 0.1906, 0.1232, 0.102, 2.0848, 25.2504, 1.0297, 0.5257, 0.2298
+])
+_FINE_WEIGHTS = np.array([
+    -1.7876, -0.9031, -0.6759, -1.8814, 0.6049, -0.8706, -0.025, 2.7216, -2.3798, -0.2509, -0.2458, -0.078,
+    0.1676, 0.7412, 0.2087, 0.5946, -0.1696, 0.4968, -0.266, 0.5716, 0.2907, 0.7841, 0.5113, 0.1773, 0.0497,
+    -1.0748, 0.3068, 0.1817, 0.7206, 0.112, 0.3497, -0.1283, 0.1156, 0.1289, -0.3452, -0.6844, -0.0738, 0.217,
+    -0.0529, -0.8558, 0.7185, -0.8281, -0.5238, -0.1323, -0.2429, -2.2067, 0.3457, -0.3497, 0.5196, -1.0869,
+    1.4361, 0.1992, 0.2032, 0.234, -0.1718, 0.1254, 0.4213, 0.1279, -0.317, -0.0747, -0.065, 0.1679, -0.8553,
+    -0.4822, 0.5579, -0.0097, -0.2334, -0.0665, 0.4246, -0.2954, 0.4223, 0.086, -0.2746, -0.5381, -0.3276,
+    -1.1103, 0.582, -0.3917, 0.0637, -0.0459, -0.3206, 0.6731, -0.2753, 0.376, -0.8592, -0.1866, 0.4964,
+    -0.4785, -0.1681, -0.2044
+])
+_FINE_BIAS = -3.489
 
 
-def quadratic_terms(features: np.ndarray, mean: np.ndarray = _MEAN, scale: np.ndarray = _SCALE) -> np.ndarray:
+def quadratic_terms(features: np.ndarray, mean: np.ndarray = _LOW_MEAN, scale: np.ndarray = _LOW_SCALE) -> np.ndarray:
     """Standardized features followed by their pairwise products (upper triangle): (12,) -> (90,) float."""
     z = (features - mean) / scale
     return np.concatenate([z, np.outer(z, z)[np.triu_indices(len(z))]])
@@ -75,6 +100,16 @@ def _binarize(gray: np.ndarray, contrast: int, margin: float) -> np.ndarray:
     _, global_ink = cv2.threshold(blurred, threshold, 255, cv2.THRESH_BINARY_INV)
     local_ink = cv2.adaptiveThreshold(blurred, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, contrast)
     return cv2.bitwise_and(global_ink, local_ink)
+
+
+def _downscale(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` <= 1; a gray minimum filter first keeps thin pen strokes dark (plain
+    area averaging fades a one-pixel stroke of a 200-dpi page into the paper)."""
+    if scale >= 1:
+        return image
+    k = int(round(1 / scale))
+    darkest = cv2.erode(image, np.ones((k, k), np.uint8)) if k > 1 else image
+    return cv2.resize(darkest, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
 def _remove_lines(ink: np.ndarray, fraction: float) -> np.ndarray:
@@ -105,7 +140,8 @@ def _mask_words(ink: np.ndarray, words: Sequence[Word]) -> None:
 @dataclass(frozen=True)
 class _PageInk:
     """A page at working scale: gray (h, w) uint8, ink and big-stroke masks (h, w) uint8 0/255, the
-    character size in pixels, and the page's median ink gray and mean stroke half-width."""
+    character size in pixels, the page's median ink gray and mean stroke half-width, and the (N, 4) int
+    pixel bounds x0, y0, x1, y1 of the other ink components (thin strokes a signature may own)."""
 
     gray: np.ndarray
     ink: np.ndarray
@@ -114,6 +150,7 @@ class _PageInk:
     char: float
     ink_gray: float
     stroke: float
+    parts: np.ndarray
 
 
 def _features(page: _PageInk, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -169,7 +206,7 @@ def candidate_features(image: np.ndarray, words: Sequence[Word] = (),
     if min(height, width) < 16:
         return []
     scale = min(1.0, config.work_side / max(height, width))
-    gray = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    gray = _downscale(image, scale)
     h, w = gray.shape
     ink = _remove_lines(_binarize(gray, config.contrast, config.margin), config.line_fraction)
     _mask_words(ink, words)
@@ -190,24 +227,42 @@ def candidate_features(image: np.ndarray, words: Sequence[Word] = (),
         return []
     distance = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
     inked = ink > 0
+    small = ~big & (np.maximum(cw, ch) >= 0.5 * char) & ~too_big & ~touches_border
+    parts = np.stack([x, y, x + cw, y + ch], axis=1)[small]
     page = _PageInk(gray, ink, big_mask, distance, char, float(np.median(gray[inked])),
-                    max(float(distance[inked].mean()), 0.5))
+                    max(float(distance[inked].mean()), 0.5), parts)
+    # a page larger than work_side was rendered at a real resolution (~200 dpi): its character size is
+    # measured on a finer grid, and boxes tight around the ink fit better than the loose low-res ones
+    fine = scale < 1
+    pad = config.fine_pad if fine else config.box_pad
     results = []
-    for factor in config.group_factors:
-        results += _groups(page, max(int(factor * char), 1), config.box_pad)
+    for factor in config.fine_factors if fine else config.group_factors:
+        results += _groups(page, max(int(factor * char), 1), pad, fine=fine)
+    for factor in config.wide_factors if fine else ():  # the words of a signature sit side by side
+        results += _groups(page, max(int(factor * char), 1), pad, max(int(0.5 * char), 1), fine=fine)
     return results
 
 
-def _groups(page: _PageInk, reach: int, box_pad: float) -> list[tuple[Box, np.ndarray]]:
-    """Candidates from the page's big strokes dilated by ``reach`` pixels, with their features."""
+def _groups(page: _PageInk, reach: int, box_pad: float, rise: int | None = None,
+            fine: bool = False) -> list[tuple[Box, np.ndarray]]:
+    """Candidates from the page's big strokes dilated by ``reach`` pixels sideways and ``rise`` (default
+    ``reach``) up and down, with their features; ``fine`` (a large page) lets a group take in the thin
+    strokes within its reach."""
     h, w = page.ink.shape
-    grouped = cv2.dilate(page.big, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    rise = reach if rise is None else rise
+    grouped = cv2.dilate(page.big, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * rise + 1)))
     _, _, group_stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
     results = []
     for x, y, gw, gh, _ in group_stats[1:]:
         # the group's extent without the dilation margin
-        x0, y0 = min(x + reach, w - 1), min(y + reach, h - 1)
-        x1, y1 = max(x + gw - reach, x0 + 1), max(y + gh - reach, y0 + 1)
+        x0, y0 = min(x + reach, w - 1), min(y + rise, h - 1)
+        x1, y1 = max(x + gw - reach, x0 + 1), max(y + gh - rise, y0 + 1)
+        # thin strokes (not big themselves) lying wholly within the group's reach belong to it
+        p = page.parts
+        inside = p[(p[:, 0] >= x) & (p[:, 1] >= y) & (p[:, 2] <= x + gw) & (p[:, 3] <= y + gh)]
+        if fine and len(inside):
+            x0, y0 = min(x0, int(inside[:, 0].min())), min(y0, int(inside[:, 1].min()))
+            x1, y1 = max(x1, int(inside[:, 2].max())), max(y1, int(inside[:, 3].max()))
         if max(x1 - x0, y1 - y0) < 2 * page.char:
             continue
         pad = box_pad * page.char
@@ -216,9 +271,19 @@ def _groups(page: _PageInk, reach: int, box_pad: float) -> list[tuple[Box, np.nd
     return results
 
 
-def score_features(features: np.ndarray) -> float:
-    """Signature likelihood in 0..1 of one candidate's (12,) feature vector (quadratic logistic)."""
-    return float(1.0 / (1.0 + np.exp(-(quadratic_terms(features) @ _WEIGHTS + _BIAS))))
+def is_fine(image: np.ndarray, config: FinderConfig = FinderConfig()) -> bool:
+    """Whether a page of this shape is larger than ``config.work_side`` (finer grouping, the _FINE_ model)."""
+    return max(image.shape[:2]) > config.work_side
+
+
+def score_features(features: np.ndarray, fine: bool = False) -> float:
+    """Signature likelihood in 0..1 of one candidate's (12,) feature vector (quadratic logistic); ``fine``
+    picks the model of pages larger than work_side (see :func:`is_fine`)."""
+    if fine:
+        logit = quadratic_terms(features, _FINE_MEAN, _FINE_SCALE) @ _FINE_WEIGHTS + _FINE_BIAS
+    else:
+        logit = quadratic_terms(features) @ _LOW_WEIGHTS + _LOW_BIAS
+    return float(1.0 / (1.0 + np.exp(-logit)))
 
 
 def find_signature_regions(image: np.ndarray, words: Sequence[Word] = (), *, max_regions: int = 8,
@@ -230,8 +295,9 @@ def find_signature_regions(image: np.ndarray, words: Sequence[Word] = (), *, max
         raise ValueError(f"max_regions must be >= 1, got {max_regions}")
     anchors = [word for word in words if ANCHOR.match(word.text.strip())]
     boxes = []
+    fine = image.ndim == 2 and is_fine(image, config)
     for box, features in candidate_features(image, words, config):
-        score = score_features(features)
+        score = score_features(features, fine)
         if anchors and _near_anchor(box, anchors):
             score = 1.0 - (1.0 - score) * config.anchor_boost
         if score >= config.min_score:
