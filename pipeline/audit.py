@@ -33,8 +33,9 @@ DETECTOR_BATCH = 8
 def resolve_models(config: AuditConfig) -> AuditConfig:
     """Fill in the weights paths and turn ``detector='auto'`` and ``clean=None`` into decisions.
 
-    The learned detector and the cleaner are used when their weights are shipped (or given); asking for
-    one explicitly without weights is an error naming the missing file.
+    The learned detector is used when its weights are shipped (or given); cleaning by default only when
+    its model card says ``pipeline_default: true`` (set when cleaning improved verification on validation
+    writers). Asking for either explicitly without weights is an error naming the missing file.
     """
     detector_weights = config.detector_weights or str(DEFAULT_DETECTOR_PATH)
     cleaner_weights = config.cleaner_weights or str(default_cleaner_path())
@@ -47,9 +48,11 @@ def resolve_models(config: AuditConfig) -> AuditConfig:
         raise ValueError(f"--detector model needs detector weights, not found: {detector_weights}")
     clean = config.clean
     if clean is None:
-        clean = Path(cleaner_weights).is_file()
+        clean = Path(cleaner_weights).is_file() and bool(_card(cleaner_weights).get("pipeline_default", False))
         if not clean:
-            LOGGER.warning("no cleaning weights at %s: crops are verified uncleaned", cleaner_weights)
+            LOGGER.info("cleaning is off (weights %s absent, or their card does not turn it on by default: "
+                        "it did not improve verification on validation writers); --clean turns it on",
+                        cleaner_weights)
     if clean and not Path(cleaner_weights).is_file():
         raise ValueError(f"--clean needs cleaning weights, not found: {cleaner_weights}")
     return dataclasses.replace(config, detector=detector, clean=clean,

@@ -99,5 +99,6 @@ class CleanerHandler(_CardModelHandler):
         return load_cleaner(self._weights_path, device=device)
 
     def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
-        max_side = model.sigaudit_card.get("max_side", 256)
-        return clean_images(model, list(batch), device, max_side=max_side, batch_size=len(batch))
+        card = model.sigaudit_card
+        return clean_images(model, list(batch), device, max_side=card.get("max_side", 256), batch_size=len(batch),
+                            remove_only=bool(card.get("remove_only", False)))

@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "models/weights/detector.safetensors")
     parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=None,
                         help="clean every crop with the CycleGAN generator before verifying it "
-                             "(default: on when cleaning weights are shipped)")
+                             "(default: as the shipped cleaner's model card says: on once cleaning improves "
+                             "verification on validation writers)")
     parser.add_argument("--cleaner_weights", default=None, metavar="PATH",
                         help="CycleGAN generator weights; default: the shipped "
                              "models/weights/cyclegan_default.safetensors")

@@ -147,8 +147,11 @@ def test_skip_processed_skips_documents_of_earlier_run_dates(demo_run, tmp_path)
     demo_output, tables = demo_run
     corpus = demo_output / "demo_corpus"
     output = tmp_path / "nightly"
-    args = ["--input", str(corpus / "documents" / "0[1-3]*.pdf"), "--output", str(output), "--skip_processed"]
+    args = ["--input", str(corpus / "documents" / "0[1-3]*.pdf"), "--output", str(output), "--skip_processed",
+            "--clean"]
     run_pipeline.run([*args, "--run_date", "2026-11-24"], save_main_session=False)
+    first = read_table(str(output), "signatures", "2026-11-24").to_pylist()
+    assert first and all(s["cleaned_png"].startswith(b"\x89PNG") for s in first)
     (corpus / "documents" / "03_extra_copy.pdf").write_bytes(b"%PDF-1.4 not really")  # new file, new id
     try:
         run_pipeline.run([*args, "--run_date", RUN_DATE], save_main_session=False)
@@ -161,7 +164,8 @@ def test_skip_processed_skips_documents_of_earlier_run_dates(demo_run, tmp_path)
     assert rows["03_extra_copy.pdf"]["status"] == "error"
     assert read_table(str(output), "signatures", RUN_DATE).num_rows == 0
     assert read_table(str(output), "documents", "2026-11-24").num_rows == 3
-    assert all(r["model_versions"].startswith("detector=") for r in rows.values())
+    assert all("cleaner=cyclegan" in r["model_versions"] for r in rows.values())
+
 
 
 def test_readme_dashboard_queries_run_on_the_reports(demo_run):

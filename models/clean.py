@@ -1,0 +1,130 @@
+"""Shipped cleaning generator (safetensors + JSON card, no pickle) and the one cleaning function shared
+by evaluation and the pipeline's RunInference handler.
+
+``models/weights/cyclegan_<name>.safetensors`` holds the A->B generator's state dict; the card beside it
+(``.json``) holds at least ``arch`` (a key of ``models.cyclegan.GENERATORS``), ``model_version`` and
+``max_side`` (the working scale the generator was trained at), plus training data and figures.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.cyclegan import DEFAULT_GENERATOR, build_generator, clean_batch
+from models.weights import WEIGHTS_DIR, card_path, load_card, resolve_device
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLEANER = "default"
+BUCKET = 32  # crops are grouped by their size rounded up to a multiple of this, padded inside a bucket
+
+
+def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
+    """``models/weights/cyclegan_<name>.safetensors``."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"cleaner name must be a plain file stem, got {name!r}")
+    return WEIGHTS_DIR / f"cyclegan_{name}.safetensors"
+
+
+def save_cleaner(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
+    """Write the generator's state dict as safetensors at ``path`` and ``card`` as JSON beside it."""
+    if "arch" not in card:
+        raise ValueError(f"card must name the architecture under 'arch', got keys {sorted(card)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"arch": str(card["arch"])})
+    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def update_card(path: str | Path, section: str, values: Any) -> dict[str, Any]:
+    """Set ``card[section] = values`` (JSON-serialisable) in the card beside the weights at ``path``; returns the card."""
+    card = load_card(path)
+    card[section] = values
+    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def load_cleaner(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the card's generator, load the safetensors weights, move to ``device``, eval mode.
+
+    ``path`` defaults to ``default_cleaner_path()``. Returns ``(model, card)``.
+    """
+    path = Path(path) if path is not None else default_cleaner_path()
+    if path.suffix != ".safetensors":
+        raise ValueError(f"weights must be a .safetensors file, got {path}")
+    if not path.is_file():
+        raise ValueError(f"cleaning weights not found: {path}")
+    card = load_card(path)
+    model = build_generator(card.get("arch", DEFAULT_GENERATOR))
+    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    model.to(resolve_device(device) if isinstance(device, str) else device)
+    model.eval()
+    return model, card
+
+
+def _check(img: np.ndarray, i: int) -> None:
+    if not (isinstance(img, np.ndarray) and img.ndim == 2 and img.dtype == np.uint8 and min(img.shape) >= 1):
+        raise ValueError(f"image {i} must be a non-empty (H, W) uint8 array, got {getattr(img, 'shape', None)} "
+                         f"{getattr(img, 'dtype', type(img))}")
+
+
+def _shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    h, w = img.shape
+    if max_side is None or max(h, w) <= max_side:
+        return img
+    f = max_side / max(h, w)
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | torch.device = "cpu",
+                 max_side: int | None = 256, batch_size: int = 16, remove_only: bool = False) -> list[np.ndarray]:
+    """Clean ``(H, W) uint8`` crops (ink dark) -> a list of ``(H, W) uint8`` crops of the same sizes.
+
+    Crops whose longest side exceeds ``max_side`` (the card's ``max_side``: the scale the generator was
+    trained at; None = never) are shrunk keeping their aspect ratio, cleaned and resized back. Crops
+    are grouped by size rounded up to a multiple of 32 px, padded (edge replicate, bottom/right) to the
+    bucket's size, cleaned ``batch_size`` at a time and cropped back: never squashed or stretched.
+    The model must be in eval mode on ``device`` (``load_cleaner`` does that).
+
+    ``remove_only`` (the card's ``remove_only``): cleaning may only lighten pixels, never darken them,
+    ``max(cleaned, input)``: document noise adds ink, so the signature's own strokes keep their
+    rendering while lines, text and stamps the generator lightened stay removed.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_side is not None and max_side < 8:
+        raise ValueError(f"max_side must be >= 8 or None, got {max_side}")
+    work = []
+    for i, img in enumerate(images):
+        _check(img, i)
+        work.append(_shrink(img, max_side))
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, im in enumerate(work):
+        buckets[(-(-im.shape[0] // BUCKET) * BUCKET, -(-im.shape[1] // BUCKET) * BUCKET)].append(i)
+    out: list[np.ndarray | None] = [None] * len(work)
+    for (bh, bw), idx in sorted(buckets.items()):
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            batch = np.stack([cv2.copyMakeBorder(work[i], 0, bh - work[i].shape[0], 0, bw - work[i].shape[1],
+                                                 cv2.BORDER_REPLICATE) for i in chunk])
+            cleaned = clean_batch(model, batch, device)
+            for j, i in enumerate(chunk):
+                h, w = work[i].shape
+                res = cleaned[j, :h, :w]
+                oh, ow = images[i].shape
+                if (h, w) != (oh, ow):
+                    res = cv2.resize(res, (ow, oh), interpolation=cv2.INTER_CUBIC)
+                out[i] = np.maximum(res, images[i]) if remove_only else np.ascontiguousarray(res)
+    return [o for o in out if o is not None]

@@ -1,0 +1,170 @@
+"""Detector training data: real YOLO pages, synthetic contract pages with real signatures, augmentation.
+
+Pages are kept as ``(S, S) uint8`` already stretched by the shared preprocessing (the same
+``cv2.resize`` as ``transforms.detection_prep.prepare_page``), boxes as :class:`Box` lists.
+Augmentation (:func:`augment_page`) rotates by a multiple of 90 degrees (train pages come rotated, so
+the detector learns every orientation instead of correcting it first), flips, zooms and shifts with
+independent x/y scales, tilts a little, and changes contrast, blur, noise and JPEG quality.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pymupdf
+
+from models.data import read_manifest, split_writers
+from transforms.boxes import Box
+from transforms.demo_corpus import make_sample_contract
+from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+from transforms.synth_signature import crop_to_ink
+from transforms.synth_text import COMPANIES, LABELS, TITLES, person_name, pick
+from transforms.yolo import load_yolo_labels
+
+log = logging.getLogger(__name__)
+
+Page = tuple[np.ndarray, list[Box]]
+
+
+def _stretch(image: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W) uint8`` -> ``(size, size) uint8`` with the interpolation of ``prepare_page``."""
+    shrink = image.shape[0] >= size and image.shape[1] >= size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def load_yolo_pages(images_dir: Path, labels_dir: Path, size: int | None = None) -> tuple[list[str], list[Page]]:
+    """Stems and ``(page, boxes)`` of every ``*.jpg``/``*.png`` in ``images_dir`` (sorted), labels matched
+    by stem in ``labels_dir`` (a missing label file raises). Pages are stretched to ``size`` when given."""
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    if not images_dir.is_dir() or not labels_dir.is_dir():
+        raise ValueError(f"images and labels folders must exist, got {images_dir} and {labels_dir}")
+    paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    stems, pages = [], []
+    for path in paths:
+        label = labels_dir / f"{path.stem}.txt"
+        if not label.is_file():
+            raise ValueError(f"no label file {label} for image {path}")
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ValueError(f"cannot read image {path}")
+        stems.append(path.stem)
+        pages.append((_stretch(image, size) if size else image, load_yolo_labels(label)))
+    return stems, pages
+
+
+def training_signature_paths(manifest: Path, val_fraction: float, seed: int,
+                             train_writers: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Genuine signature images of the SigNet training writers only (``train_writers`` from the SigNet
+    card when given, else ``models.data.split_writers(samples, val_fraction, seed)``, SigNet's own rule)."""
+    samples = read_manifest(manifest)
+    writers = set(train_writers) if train_writers else set(split_writers(samples, val_fraction, seed)[0])
+    paths = [s.path for s in samples if s.label == "genuine" and s.writer in writers]
+    if not paths:
+        raise ValueError(f"no genuine signatures of training writers in {manifest}")
+    return paths, sorted(writers)
+
+
+def clean_signature(image: np.ndarray) -> np.ndarray:
+    """A real signature scan ``(H, W) uint8`` with its paper brought to white, faint ink darkened to at
+    least 60, cropped to the ink."""
+    background = max(float(np.median(image)), 1.0)
+    lifted = np.clip(image.astype(np.float32) * (255.0 / background), 0, 255)
+    darkest = float(np.percentile(lifted, 0.5))
+    if 60.0 < darkest < 250.0:
+        lifted = 255.0 - (255.0 - lifted) * ((255.0 - 60.0) / (255.0 - darkest))
+    lifted[lifted > 235] = 255
+    return crop_to_ink(np.clip(lifted, 0, 255).astype(np.uint8), margin=2, threshold=200)
+
+
+def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: int) -> Page:
+    """One synthetic contract page stretched to ``size``: scanned (JPEG, noise, stamps) or born-digital,
+    A4 or letter, signed by 1-3 real signatures of ``signatures`` (sometimes left blank), or a page
+    of the demo generator's drawn signatures; rendered at 72-110 dpi like a downscaled scan."""
+    if rng.random() < 0.15:
+        data, placed = make_sample_contract(rng, scanned=bool(rng.random() < 0.7), dpi=100)
+    else:
+        k = int(rng.integers(1, 4))
+        slots = tuple(SignatureSlot(f"s{i}", person_name(rng), pick(rng, LABELS)) for i in range(k))
+        images = []
+        for _ in slots:
+            if rng.random() < 0.12:
+                images.append(None)  # an expected signature left blank: a negative line
+                continue
+            img = cv2.imread(str(signatures[int(rng.integers(len(signatures)))]), cv2.IMREAD_GRAYSCALE)
+            sig = None if img is None else clean_signature(img)
+            images.append(sig if sig is not None and (sig < 200).any() else None)
+        a, b = rng.choice(len(COMPANIES), size=2, replace=False)
+        spec = ContractSpec(title=pick(rng, TITLES), parties=(COMPANIES[int(a)], COMPANIES[int(b)]), slots=slots,
+                            scanned=bool(rng.random() < 0.7), dpi=100, jpeg_quality=int(rng.integers(35, 85)),
+                            stamp=bool(rng.random() < 0.6),
+                            page_size=(595.0, 842.0) if rng.random() < 0.6 else (612.0, 792.0))
+        data, placed = make_contract_pdf(spec, images, rng)
+    with pymupdf.open(stream=data, filetype="pdf") as doc:
+        page = doc[doc.page_count - 1]
+        pix = page.get_pixmap(dpi=int(rng.integers(72, 111)), colorspace=pymupdf.csGRAY, alpha=False)
+        image = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
+        last = doc.page_count
+    return _stretch(image, size), [p.box for p in placed if p.page == last]
+
+
+def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int) -> list[Page]:
+    """``n`` pages of :func:`synthetic_page`, page ``i`` from ``default_rng([seed, i])`` (reproducible)."""
+    pages = []
+    for i in range(n):
+        pages.append(synthetic_page(np.random.default_rng([seed, i]), signatures, size))
+        if (i + 1) % 50 == 0:
+            log.info("synthetic pages: %d/%d", i + 1, n)
+    return pages
+
+
+def _affine_boxes(boxes: Sequence[Box], m: np.ndarray, size: int, min_visible: float = 0.5) -> list[Box]:
+    """``boxes`` moved by the 2x3 pixel affine ``m`` on a ``size`` page (bounding box of the moved corners),
+    clipped; a box keeping less than ``min_visible`` of its area on the page is dropped."""
+    out = []
+    for b in boxes:
+        corners = np.array([[b.x0, b.y0], [b.x1, b.y0], [b.x0, b.y1], [b.x1, b.y1]]) * size
+        moved = corners @ m[:, :2].T + m[:, 2]
+        (x0, y0), (x1, y1) = moved.min(axis=0), moved.max(axis=0)
+        full = (x1 - x0) * (y1 - y0)
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+        if cx1 - cx0 < 1 or cy1 - cy0 < 1 or (cx1 - cx0) * (cy1 - cy0) < min_visible * full:
+            continue
+        out.append(Box.from_pixels(cx0, cy0, cx1, cy1, size, size))
+    return out
+
+
+def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generator) -> Page:
+    """A randomly transformed copy of a square ``(S, S) uint8`` page and its boxes (see module doc)."""
+    size = page.shape[0]
+    c = size / 2.0
+    k = int(rng.integers(4)) if rng.random() < 0.5 else 0  # quarter turns (counter-clockwise)
+    angle = 90.0 * k + float(rng.normal(0, 1.0))
+    scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    ratio = float(np.exp(rng.uniform(-0.12, 0.12)))
+    m = cv2.getRotationMatrix2D((c, c), angle, 1.0)
+    s = np.diag([scale * ratio, scale / ratio])
+    flip = rng.random() < 0.3
+    if flip:
+        s[0, 0] = -s[0, 0]
+    shift = rng.uniform(-0.12, 0.12, 2) * size
+    lin = s @ m[:, :2]
+    m = np.hstack([lin, (np.array([c, c]) - lin @ np.array([c, c]) + shift)[:, None]])
+    paper = int(np.percentile(page, 90))
+    out = cv2.warpAffine(page, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=paper)
+    moved = _affine_boxes(boxes, m, size)
+    f = out.astype(np.float32)
+    if rng.random() < 0.8:
+        f = 255.0 - (255.0 - f) * rng.uniform(0.6, 1.2) + rng.uniform(-25, 15)  # ink strength, paper tone
+    if rng.random() < 0.3:
+        f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.3, 1.0))
+    if rng.random() < 0.4:
+        f = f + rng.standard_normal(f.shape, dtype=np.float32) * rng.uniform(2, 10)
+    out = np.clip(f, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return out, moved

@@ -1,0 +1,207 @@
+"""Evaluation CLI: ``python -m models.evaluate verification --manifest M.csv [...]``.
+
+Subcommands register in ``SUBCOMMANDS`` (name -> (add_arguments, run)); ``cleaning`` and
+``detection`` are added by their own issues.
+
+Verification protocol: for each writer, its first K genuine images in sorted ``path`` order are the
+references and every other image of that writer is a query. A writer with K or fewer genuine images
+keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
+is ``writer_distances`` (mean Euclidean distance to the references), as in the pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import evaluate_cleaning, evaluate_detection, metrics
+from models.data import Sample, load_gray, read_manifest
+from models.evaluate_cleaning import query_images
+from models.verification import Calibration, writer_distances
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProtocolScores:
+    """Writer-level distances: genuine queries (all writers), genuine queries of the writers that have
+    skilled forgeries, skilled forgeries, and other writers' genuine queries (random forgeries)."""
+
+    genuine: np.ndarray
+    genuine_forged_writers: np.ndarray
+    skilled: np.ndarray
+    random: np.ndarray
+    n_writers: int
+    n_writers_fewer_references: int
+
+
+def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
+                    query_embeddings: np.ndarray | None = None) -> ProtocolScores:
+    """Apply the protocol to ``samples`` and their ``(N, D)`` embeddings (same order); queries use
+    ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given."""
+    if k < 1:
+        raise ValueError(f"references per writer must be >= 1, got {k}")
+    if len(samples) != len(embeddings):
+        raise ValueError(f"{len(samples)} samples but {len(embeddings)} embeddings")
+    by_writer: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_writer[s.writer].append(i)
+    refs: dict[str, np.ndarray] = {}
+    query_idx, query_writer = [], []
+    fewer = 0
+    for w in sorted(by_writer):
+        idx = sorted(by_writer[w], key=lambda i: samples[i].rel_path)
+        gen = [i for i in idx if samples[i].label == "genuine"]
+        if len(gen) < 2:
+            log.warning("writer %s has %d genuine image(s): skipped", w, len(gen))
+            continue
+        kw = k if len(gen) > k else len(gen) - 1
+        fewer += kw < k
+        refs[w] = embeddings[gen[:kw]]
+        for i in idx:
+            if i not in gen[:kw]:
+                query_idx.append(i)
+                query_writer.append(w)
+    if fewer:
+        log.warning("%d writer(s) have <= %d genuine images: they keep all but one as references", fewer, k)
+    ids, d = writer_distances((embeddings if query_embeddings is None else query_embeddings)[query_idx], refs)
+    col = {w: j for j, w in enumerate(ids)}
+    own = np.array([col[w] for w in query_writer], dtype=np.int64)
+    is_forged = np.array([samples[i].label == "forged" for i in query_idx], dtype=bool)
+    forged_writers = {query_writer[j] for j in np.flatnonzero(is_forged)}
+    of_forged_writer = np.array([w in forged_writers for w in query_writer], dtype=bool)
+    own_d = d[np.arange(len(query_idx)), own] if query_idx else np.zeros(0, np.float32)
+    gen_rows = d[~is_forged]
+    other = np.ones_like(gen_rows, dtype=bool)
+    other[np.arange(gen_rows.shape[0]), own[~is_forged]] = False
+    return ProtocolScores(genuine=own_d[~is_forged], genuine_forged_writers=own_d[~is_forged & of_forged_writer],
+                          skilled=own_d[is_forged], random=gen_rows[other],
+                          n_writers=len(refs), n_writers_fewer_references=int(fewer))
+
+
+def summarize(scores: ProtocolScores, calibration: Calibration | None) -> dict[str, Any]:
+    """EER / AUC / FAR / FRR figures of ``scores``.
+
+    Skilled figures (``eer``, ``auc``, ``far``, ``frr``) use the genuine queries of the writers that have
+    skilled forgeries; ``*_random`` figures use every genuine query against other writers' references.
+    """
+    gf = scores.genuine_forged_writers
+    out: dict[str, Any] = {"n_writers": scores.n_writers, "n_genuine": int(scores.genuine.size),
+                           "n_genuine_forged_writers": int(gf.size),
+                           "n_forged": int(scores.skilled.size), "n_random": int(scores.random.size),
+                           "n_writers_fewer_references": scores.n_writers_fewer_references}
+    has_g, has_f, has_r = scores.genuine.size > 0, scores.skilled.size > 0, scores.random.size > 0
+    out["eer"] = metrics.eer(gf, scores.skilled) if gf.size and has_f else None
+    out["auc"] = metrics.auc(gf, scores.skilled) if gf.size and has_f else None
+    out["eer_random"] = metrics.eer(scores.genuine, scores.random) if has_g and has_r else None
+    out["auc_random"] = metrics.auc(scores.genuine, scores.random) if has_g and has_r else None
+    if calibration is not None:
+        t = calibration.match
+        out["match_threshold"] = t
+        out["far"] = float(np.mean(scores.skilled <= t)) if has_f else None
+        out["far_random"] = float(np.mean(scores.random <= t)) if has_r else None
+        out["frr"] = float(np.mean(gf > t)) if gf.size else None
+        out["frr_all_writers"] = float(np.mean(scores.genuine > t)) if has_g else None
+        out["review_rate_genuine"] = (float(np.mean([calibration.decide(x) == "review" for x in scores.genuine]))
+                                      if has_g else None)
+    return out
+
+
+def _add_verification(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, type=Path, help="CSV with path, writer, label")
+    p.add_argument("--references-per-writer", type=int, default=5, metavar="K")
+    p.add_argument("--weights", type=Path, default=None, help="safetensors file (default: shipped signet_s4)")
+    p.add_argument("--clean", action="store_true", help="run the cleaning model on the queries first")
+    p.add_argument("--noisy-queries", type=int, default=None, metavar="SEED", help="seeded document noise on the queries")
+    p.add_argument("--cleaner", type=Path, default=None, help="cleaner safetensors (default: shipped cyclegan_default)")
+    p.add_argument("--split", choices=("all", "validation", "train"), default="all",
+                   help="restrict to the model card's validation (or training) writers")
+    p.add_argument("--dataset", action="append", default=None, help="restrict to a dataset (repeatable)")
+    p.add_argument("--max-writers", type=int, default=None, help="first N writers (sorted) only, for quick checks")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+
+
+def select_samples(samples: Sequence[Sample], card: dict[str, Any], split: str, datasets: Sequence[str] | None,
+                   max_writers: int | None) -> list[Sample]:
+    """Rows of the requested split (from the card's writer lists), datasets and writer cap."""
+    rows = list(samples)
+    if split != "all":
+        key = {"validation": "val_writers", "train": "train_writers"}[split]
+        writers = set(card.get("data", {}).get(key, []))
+        if not writers:
+            raise ValueError(f"model card lists no {key}: cannot restrict to split {split!r}")
+        rows = [s for s in rows if s.writer in writers]
+    if datasets:
+        rows = [s for s in rows if s.dataset in set(datasets)]
+    if max_writers is not None:
+        keep = set(sorted({s.writer for s in rows})[:max_writers])
+        rows = [s for s in rows if s.writer in keep]
+    if not rows:
+        raise ValueError("no manifest rows left after the split/dataset/writer filters")
+    return rows
+
+
+def run_verification(args: argparse.Namespace) -> dict[str, Any]:
+    """Embed the manifest's images with the shipped (or given) weights and score the protocol."""
+    from models.embed import embed_images
+    from models.weights import load_embedder, resolve_device
+
+    device = resolve_device(args.device)
+    model, card = load_embedder(args.weights, device)
+    rows = select_samples(read_manifest(args.manifest), card, args.split, args.dataset, args.max_writers)
+    log.info("embedding %d images of %d writers", len(rows), len({s.writer for s in rows}))
+    images = [load_gray(s.path) for s in rows]
+    emb = embed_images(model, images, args.batch_size, device)
+    q_emb = None
+    if args.clean or args.noisy_queries is not None:  # queries noisy and/or cleaned, references as they are
+        q_emb = embed_images(model, query_images(images, args.clean, args.noisy_queries, args.cleaner, device),
+                             args.batch_size, device)
+    scores = protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb)
+    out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
+           "datasets": args.dataset, "references_per_writer": args.references_per_writer,
+           "clean": args.clean, "noisy_queries": args.noisy_queries}
+    out.update(summarize(scores, Calibration.from_card(card)))
+    return out
+
+
+SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], dict[str, Any]]]] = {
+    "verification": (_add_verification, run_verification),
+    "detection": (evaluate_detection.add_arguments, evaluate_detection.run),
+    "cleaning": (evaluate_cleaning.add_arguments, evaluate_cleaning.run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI parser, one subparser per entry of ``SUBCOMMANDS``."""
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _) in SUBCOMMANDS.items():
+        add_arguments(sub.add_parser(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand, print its figures as JSON (and write them with ``--json``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    result = SUBCOMMANDS[args.command][1](args)
+    text = json.dumps(result, indent=2)
+    if getattr(args, "json", None):
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Calibrate a trained run on its validation writers and export weights plus a model card."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from models.data import load_preprocessed, read_manifest, split_writers
+from models.embed import embed_preprocessed
+from models.evaluate import protocol_scores, summarize
+from models.metrics import fit_logistic, match_threshold, mismatch_threshold
+from models.signet import build_embedder, count_parameters
+from models.verification import Calibration
+from models.weights import save_embedder
+from transforms.preprocess import INPUT_SIZE
+
+if TYPE_CHECKING:
+    from models.train_signet import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hardware() -> dict[str, Any]:
+    """Where the run was trained: CPU model, cores visible, torch threads and version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores_visible": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+
+
+def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
+                 attach: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load ``out/best.safetensors``, calibrate on the validation writers, write weights + card.
+
+    ``attach``: further evaluations (name -> figures) recorded under ``evaluations`` in the card.
+
+    Thresholds come from the skilled-forgery distances when the validation writers have
+    forgeries, else from other writers' genuine signatures (random forgeries).
+    """
+    torch.set_num_threads(cfg.threads)
+    samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
+    train_w, val_w = split_writers(samples, cfg.val_fraction, cfg.seed)
+    va = [s for s in samples if s.writer in set(val_w)]
+    model = build_embedder(cfg.arch)
+    model.load_state_dict(load_file(str(out / "best.safetensors")))
+    model.eval()
+    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(va)], 64)
+    scores = protocol_scores(va, emb, cfg.references_per_writer)
+    # match: FAR on skilled forgeries (random ones where validation has none);
+    # mismatch: FRR over the genuine queries of every validation writer (all datasets and media)
+    negatives = scores.skilled if scores.skilled.size else scores.random
+    positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
+    center, slope = fit_logistic(positives, negatives)
+    cal = Calibration(match=match_threshold(negatives), mismatch=mismatch_threshold(scores.genuine),
+                      center=center, slope=slope)
+    figures = summarize(scores, cal)
+    state = json.loads((out / "last.json").read_text())
+    best = json.loads((out / "best.json").read_text())
+    export_to.parent.mkdir(parents=True, exist_ok=True)
+    card: dict[str, Any] = {"arch": cfg.arch}
+    save_embedder(model, card, export_to)
+    digest = file_sha256(export_to)
+    today = dt.datetime.now(dt.timezone.utc)
+    datasets = sorted({s.dataset for s in samples})
+    card.update({
+        "model_version": f"{cfg.arch}-{today:%Y%m%d}-{digest[:8]}",
+        "weights_sha256": digest,
+        "embedding_dim": model.embedding_dim,
+        "parameters": count_parameters(model),
+        "input_size": list(INPUT_SIZE),
+        "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)",
+        "score": "mean Euclidean distance to the signer's references (models.verification.writer_distances)",
+        "calibration": cal.to_card() | {
+            "calibrated_on": "validation writers, K references each: match = largest distance with FAR <= 1 % on "
+                             + ("skilled forgeries" if scores.skilled.size else "random forgeries")
+                             + "; mismatch = distance beyond which <= 1 % of all genuine queries lie; similarity = "
+                               "class-balanced logistic fit of genuine (writers with forgeries) vs those forgeries",
+            "max_far": 0.01, "max_frr": 0.01},
+        "validation": figures | {"references_per_writer": cfg.references_per_writer,
+                                 "protocol": "per writer the first K genuine images in sorted path order are "
+                                             "references, every other image of the writer is a query; writers "
+                                             "with <= K genuine images keep all but one as references"},
+        "data": {"manifest": cfg.manifest, "datasets": datasets, "excluded_datasets": cfg.exclude_datasets,
+                 "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
+                               "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
+                 "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+                 "n_train_writers": len(train_w), "n_val_writers": len(val_w),
+                 "n_train_images": sum(s.writer in set(train_w) for s in samples), "n_val_images": len(va),
+                 "val_writers": val_w, "train_writers": train_w},
+        "training": {"config": asdict(cfg), "steps_done": state["step"], "best_step": best.get("step"),
+                     "train_seconds": round(state["train_seconds"], 1), "hardware": hardware(),
+                     "history": state["history"]},
+        "evaluations": attach or {},
+        "command": state.get("command", command),
+        "export_command": command,
+        "created": today.isoformat(timespec="seconds"),
+    })
+    save_embedder(model, card, export_to)
+    if file_sha256(export_to) != digest:
+        raise RuntimeError(f"weights of {export_to} changed between saves")
+    log.info("exported %s (%s): validation %s", export_to, card["model_version"], figures)
+    return card

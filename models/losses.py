@@ -1,0 +1,76 @@
+"""Contrastive loss of SigNet (Dey et al. 2017) and its all-pairs-in-batch form."""
+from __future__ import annotations
+
+import torch
+
+
+def contrastive_loss(d: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0,
+                     alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+    """Mean contrastive loss over pairs, Eq. (1) of Dey et al. 2017.
+
+    # L(s1, s2, y) = alpha * (1 - y) * D^2 + beta * y * max(0, m - D)^2,  y = 1 for dissimilar pairs
+    ``d``: ``(P,)`` Euclidean distances; ``dissimilar``: ``(P,)`` bool or {0, 1}.
+    """
+    if d.shape != dissimilar.shape:
+        raise ValueError(f"d and dissimilar must have the same shape, got {tuple(d.shape)} and {tuple(dissimilar.shape)}")
+    if margin <= 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    y = dissimilar.to(d.dtype)
+    return (alpha * (1 - y) * d.pow(2) + beta * y * torch.clamp(margin - d, min=0).pow(2)).mean()
+
+
+def euclidean_matrix(emb: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """``(B, D)`` embeddings -> ``(B, B)`` Euclidean distances (gradient-safe at zero)."""
+    sq = (emb * emb).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * emb @ emb.T
+    return torch.sqrt(torch.clamp(d2, min=0.0) + eps)
+
+
+def pair_masks(writers: torch.Tensor, forged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Upper-triangle pair masks ``(B, B) bool``: positives, skilled negatives, random negatives.
+
+    positive: two genuine signatures of one writer; skilled: a writer's genuine signature and a
+    forgery of that writer; random: genuine signatures of two different writers. Pairs of two
+    forgeries, and a forgery with another writer's genuine, are not used.
+    """
+    same = writers[:, None] == writers[None, :]
+    gen = ~forged
+    upper = torch.triu(torch.ones_like(same), diagonal=1)
+    pos = same & gen[:, None] & gen[None, :] & upper
+    skilled = same & (gen[:, None] ^ gen[None, :]) & upper
+    rand = ~same & gen[:, None] & gen[None, :] & upper
+    return pos, skilled, rand
+
+
+def batch_contrastive_loss(emb: torch.Tensor, writers: torch.Tensor, forged: torch.Tensor, margin: float = 1.0,
+                           skilled_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """Contrastive loss over every usable pair of a batch, each image embedded once.
+
+    ``emb``: ``(B, D)``; ``writers``: ``(B,)`` int writer ids; ``forged``: ``(B,)`` bool.
+    Positive and negative pairs are averaged separately and summed (Eq. 1 with balanced classes);
+    negatives mix skilled and random ones as ``skilled_weight : 1 - skilled_weight`` when both exist.
+    Returns ``(loss, stats)`` with mean distances per pair kind for logging.
+    """
+    if emb.ndim != 2 or writers.shape != (emb.shape[0],) or forged.shape != (emb.shape[0],):
+        raise ValueError(f"need emb (B, D), writers (B,), forged (B,), got {tuple(emb.shape)}, "
+                         f"{tuple(writers.shape)}, {tuple(forged.shape)}")
+    d = euclidean_matrix(emb)
+    pos, skilled, rand = pair_masks(writers, forged)
+    # similar pairs: D^2; dissimilar pairs: max(0, m - D)^2  (Eq. 1, alpha = beta = 1)
+    terms = {}
+    if pos.any():
+        terms["pos"] = d[pos].pow(2).mean()
+    neg = {}
+    if skilled.any():
+        neg["skilled"] = torch.clamp(margin - d[skilled], min=0).pow(2).mean()
+    if rand.any():
+        neg["random"] = torch.clamp(margin - d[rand], min=0).pow(2).mean()
+    if len(neg) == 2:
+        terms["neg"] = skilled_weight * neg["skilled"] + (1 - skilled_weight) * neg["random"]
+    elif neg:
+        terms["neg"] = next(iter(neg.values()))
+    if not terms:
+        raise ValueError("batch has no usable pair: need two genuine signatures of one writer or a negative pair")
+    loss = sum(terms.values())
+    stats = {f"d_{k}": float(d[m].detach().mean()) for k, m in (("pos", pos), ("skilled", skilled), ("random", rand)) if m.any()}
+    return loss, stats

@@ -1,0 +1,106 @@
+"""SigNet embedders (Dey et al. 2017, arXiv 1707.02131) built from a name.
+
+Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, see
+``transforms.preprocess.preprocess_signature``) to ``(N, D) float32`` embeddings and exposes
+``embedding_dim``. Layers are named through ``OrderedDict`` so that safetensors keys stay stable.
+
+- ``signet``: the paper's table (conv1 stride 1, local response normalization).
+- ``signet_s4``: the authors' released variant: conv1 stride 4 and BatchNorm instead of LRN
+  (about 6.5 M parameters, about 0.5 GMAC per image): the CPU default.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+INPUT_SHAPE = (1, 155, 220)
+EMBEDDING_DIM = 128
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    """LRN(5, 1e-4, 0.75, k=2) as in the paper's table, or BatchNorm (released variant)."""
+    if kind == "lrn":
+        return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"norm must be 'lrn' or 'bn', got {kind!r}")
+
+
+def _features(conv1_stride: int, norm: str) -> nn.Sequential:
+    """The convolutional trunk of SigNet's table, normalisation and conv1 stride selectable."""
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, 96, kernel_size=11, stride=conv1_stride)),
+        ("relu1", nn.ReLU(inplace=True)),
+        ("norm1", _norm(norm, 96)),
+        ("pool1", nn.MaxPool2d(kernel_size=3, stride=2)),
+        ("conv2", nn.Conv2d(96, 256, kernel_size=5, padding=2)),
+        ("relu2", nn.ReLU(inplace=True)),
+        ("norm2", _norm(norm, 256)),
+        ("pool2", nn.MaxPool2d(kernel_size=3, stride=2)),
+        ("drop2", nn.Dropout(0.3)),
+        ("conv3", nn.Conv2d(256, 384, kernel_size=3, padding=1)),
+        ("relu3", nn.ReLU(inplace=True)),
+        ("conv4", nn.Conv2d(384, 256, kernel_size=3, padding=1)),
+        ("relu4", nn.ReLU(inplace=True)),
+        ("pool4", nn.MaxPool2d(kernel_size=3, stride=2)),
+        ("drop4", nn.Dropout(0.3)),
+    ]))
+
+
+class SigNet(nn.Module):
+    """Convolutional trunk, then FC 1024 (ReLU, dropout 0.5) and FC ``embedding_dim``.
+
+    The flatten size is measured with one dummy forward of ``INPUT_SHAPE`` at construction,
+    so changing the trunk never needs a hand-computed constant.
+    """
+
+    def __init__(self, conv1_stride: int, norm: str, embedding_dim: int = EMBEDDING_DIM) -> None:
+        super().__init__()
+        if conv1_stride < 1:
+            raise ValueError(f"conv1_stride must be >= 1, got {conv1_stride}")
+        self.embedding_dim = embedding_dim
+        self.features = _features(conv1_stride, norm)
+        with torch.no_grad():
+            flat = self.features.eval()(torch.zeros(1, *INPUT_SHAPE)).numel()
+        self.features.train()
+        self.head = nn.Sequential(OrderedDict([
+            ("fc1", nn.Linear(flat, 1024)),
+            ("relu_fc1", nn.ReLU(inplace=True)),
+            ("drop_fc1", nn.Dropout(0.5)),
+            ("fc2", nn.Linear(1024, embedding_dim)),
+        ]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
+            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+def _signet() -> nn.Module:
+    return SigNet(conv1_stride=1, norm="lrn")
+
+
+def _signet_s4() -> nn.Module:
+    return SigNet(conv1_stride=4, norm="bn")
+
+
+EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
+    "signet": _signet,
+    "signet_s4": _signet_s4,
+}
+
+
+def build_embedder(name: str) -> nn.Module:
+    """A freshly initialised embedder from its name (one of ``EMBEDDERS``)."""
+    if name not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {name!r}, expected one of {sorted(EMBEDDERS)}")
+    return EMBEDDERS[name]()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

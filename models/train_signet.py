@@ -1,0 +1,277 @@
+"""Train a SigNet embedder on a signature manifest, then calibrate and export it with a model card.
+
+    python -m models.train_signet --manifest ../shared/data/signatures/manifest.csv --arch signet_s4 \
+        --out runs/<name> [--exclude-dataset handwritten_divyanshrai] [--steps N] [--minutes N] [--seed S] [--resume]
+    python -m models.train_signet --out runs/<name> --export [--export-to models/weights/signet_s4.safetensors]
+
+Loss: all-pairs contrastive loss in each writers x samples batch (Eq. 1 of Dey et al. 2017), plus
+optional auxiliary heads on the embedding used only in training (writer classification as in
+sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights hold the embedder only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from models.data import (
+    BatchSpec,
+    WriterBatchSampler,
+    load_preprocessed,
+    make_batch,
+    read_manifest,
+    split_writers,
+)
+from models.embed import embed_preprocessed
+from models.evaluate import protocol_scores, summarize
+from models.export import export_model
+from models.losses import batch_contrastive_loss
+from models.signet import EMBEDDERS, build_embedder
+from models.weights import save_embedder
+
+log = logging.getLogger("train_signet")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; written to ``<out>/config.json`` and the model card."""
+
+    manifest: str
+    out: str
+    arch: str = "signet_s4"
+    exclude_datasets: list[str] = field(default_factory=list)
+    seed: int = 1
+    val_fraction: float = 0.2
+    steps: int = 6000
+    minutes: float = 0.0  # wall-clock cap (0 = none): the run stops early and can be resumed
+    batch: BatchSpec = field(default_factory=BatchSpec)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    margin: float = 1.0
+    skilled_weight: float = 0.5
+    writer_weight: float = 0.0  # weight of the auxiliary writer-classification loss (0 = pure contrastive)
+    forgery_weight: float = 0.0  # weight of the auxiliary genuine/forged loss
+    augment: bool = True
+    eval_every: int = 250
+    references_per_writer: int = 5
+    threads: int = 2
+
+
+class AuxHeads(nn.Module):
+    """Training-only heads on the embedding: writer logits and a forgery logit."""
+
+    def __init__(self, dim: int, n_writers: int) -> None:
+        super().__init__()
+        self.writer = nn.Linear(dim, n_writers)
+        self.forgery = nn.Linear(dim, 1)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up then cosine decay to 1 % over ``cfg.steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m models.train_signet", description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", type=str, default=None)
+    p.add_argument("--out", type=str, required=True)
+    p.add_argument("--arch", choices=sorted(EMBEDDERS), default="signet_s4")
+    p.add_argument("--exclude-dataset", action="append", default=[], dest="exclude_datasets")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock cap on the run's total training time (0 = none); a resume may change it")
+    p.add_argument("--batch-writers", type=int, default=12)
+    p.add_argument("--genuine-per-writer", type=int, default=4)
+    p.add_argument("--forged-per-writer", type=int, default=2)
+    p.add_argument("--forgery-writer-share", type=float, default=0.5,
+                   help="share of a batch's writers drawn from writers with skilled forgeries")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--writer-weight", type=float, default=0.0)
+    p.add_argument("--forgery-weight", type=float, default=0.0)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.* with <out>/config.json")
+    p.add_argument("--export", action="store_true", help="only calibrate and export <out>/best")
+    p.add_argument("--export-to", type=str, default=None, help="weights path (default: <out>/export/<arch>.safetensors)")
+    p.add_argument("--attach", action="append", default=[], metavar="NAME=JSON",
+                   help="with --export: add an evaluation JSON (models.evaluate --json) to the card under evaluations.NAME")
+    return p.parse_args(argv)
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    if a.manifest is None:
+        raise ValueError("--manifest is required for a new run")
+    return TrainConfig(manifest=a.manifest, out=a.out, arch=a.arch, exclude_datasets=a.exclude_datasets, seed=a.seed,
+                       val_fraction=a.val_fraction, steps=a.steps, minutes=a.minutes or 0.0,
+                       batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
+                                       a.forgery_writer_share),
+                       lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
+                       augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads)
+
+
+def load_config(out: Path) -> TrainConfig:
+    raw = json.loads((out / "config.json").read_text())
+    raw["batch"] = BatchSpec(**raw["batch"])
+    return TrainConfig(**raw)
+
+
+def validate(model: nn.Module, val_cache: np.ndarray, val_samples: list, k: int) -> dict[str, Any]:
+    """Protocol figures of ``model`` on the validation writers (eval mode, no augmentation)."""
+    model.eval()
+    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in val_cache], 64)
+    model.train()
+    return summarize(protocol_scores(val_samples, emb, k), None)
+
+
+def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
+    """Run (or resume) training; keeps ``best``/``last`` checkpoints in ``cfg.out``. Returns ``cfg.out``."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
+    train_w, val_w = split_writers(samples, cfg.val_fraction, cfg.seed)
+    tr = [s for s in samples if s.writer in set(train_w)]
+    va = [s for s in samples if s.writer in set(val_w)]
+    log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
+    t0 = time.time()
+    tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
+    log.info("preprocessed in %.0f s", time.time() - t0)
+    writer_index = {w: i for i, w in enumerate(train_w)}
+    sampler = WriterBatchSampler(tr, train_w, cfg.batch, cfg.seed)
+
+    model = build_embedder(cfg.arch).to(memory_format=torch.channels_last)
+    heads = AuxHeads(model.embedding_dim, len(train_w))
+    params = list(model.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state: dict[str, Any] = {"step": 0, "best_eer": None, "best_step": None, "train_seconds": 0.0, "history": [],
+                             "command": command}
+    if resume:
+        state = json.loads((out / "last.json").read_text())
+        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        extra = torch.load(out / "last_optim.pt", weights_only=True)
+        heads.load_state_dict(extra["heads"])
+        opt.load_state_dict(extra["optimizer"])
+        state.setdefault("resumed_with", []).append(command)
+        log.info("resumed at step %d", state["step"])
+    else:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    (out / "data_split.json").write_text(json.dumps({"train_writers": train_w, "val_writers": val_w}, indent=1) + "\n")
+
+    model.train()
+    start, seg_start = state["step"], time.time()
+    running: dict[str, float] = {}
+    step = start
+    while step < cfg.steps:
+        if cfg.minutes and (state["train_seconds"] + time.time() - seg_start) > cfg.minutes * 60:
+            log.info("time cap of %.1f min reached at step %d", cfg.minutes, step)
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        idx = sampler.batch(step)
+        rng = np.random.default_rng([cfg.seed, step, 1]) if cfg.augment else None
+        x, writers, forged = make_batch(tr_cache, tr, idx, writer_index, rng)
+        emb = model(x.contiguous(memory_format=torch.channels_last))
+        loss, stats = batch_contrastive_loss(emb, writers, forged, cfg.margin, cfg.skilled_weight)
+        stats["contrastive"] = float(loss.detach())
+        if cfg.writer_weight > 0:
+            # writer classification on genuine images: cross-entropy(W e + b, writer)
+            ce = F.cross_entropy(heads.writer(emb[~forged]), writers[~forged])
+            loss = loss + cfg.writer_weight * ce
+            stats["writer_ce"] = float(ce.detach())
+        if cfg.forgery_weight > 0 and forged.any():
+            # genuine/forged classification: BCE(w . e + b, forged)
+            bce = F.binary_cross_entropy_with_logits(heads.forgery(emb).squeeze(1), forged.float())
+            loss = loss + cfg.forgery_weight * bce
+            stats["forgery_bce"] = float(bce.detach())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        for key, v in stats.items():
+            running[key] = running.get(key, 0.0) + v
+        if step % 50 == 0:
+            log.info("step %d lr %.2e %s", step, lr_at(cfg, step), " ".join(f"{k} {v / 50:.4f}" for k, v in running.items()))
+            running = {}
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            state["train_seconds"] += time.time() - seg_start
+            validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
+            seg_start = time.time()
+    state["train_seconds"] += time.time() - seg_start
+    if state["step"] != step or state["best_step"] is None:  # stopped between validations
+        validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
+    return out
+
+
+def validate_and_save(cfg: TrainConfig, out: Path, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,
+                      state: dict[str, Any], step: int, va_cache: np.ndarray, va: list) -> None:
+    """Validate at ``step``, keep ``best`` (lowest skilled EER, else random EER) and ``last``."""
+    fig = validate(model, va_cache, va, cfg.references_per_writer)
+    score = fig["eer"] if fig["eer"] is not None else fig["eer_random"]
+    fig["step"], fig["train_seconds"] = step, round(state["train_seconds"], 1)
+    state["history"].append(fig)
+    log.info("validation at step %d: eer %s eer_random %s auc %s", step, fig["eer"], fig["eer_random"], fig["auc"])
+    if state["best_eer"] is None or score < state["best_eer"]:
+        state["best_eer"], state["best_step"] = score, step
+        save_embedder(model, {"arch": cfg.arch, "step": step, "validation": fig}, out / "best.safetensors")
+    state["step"] = step
+    save_checkpoint(out, cfg.arch, model, heads, opt, state)
+
+
+def save_checkpoint(out: Path, arch: str, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,
+                    state: dict[str, Any]) -> None:
+    """``last.safetensors`` (embedder), ``last_optim.pt`` (heads + optimizer, runs/ only), ``last.json``."""
+    save_embedder(model, {"arch": arch, "step": state["step"]}, out / "last_model.safetensors")
+    (out / "last_model.json").unlink(missing_ok=True)
+    os.replace(out / "last_model.safetensors", out / "last.safetensors")
+    torch.save({"heads": heads.state_dict(), "optimizer": opt.state_dict()}, out / "last_optim.pt")
+    (out / "last.json").write_text(json.dumps(state, indent=1) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    a = parse_args(argv)
+    command = "python -m models.train_signet " + " ".join(sys.argv[1:] if argv is None else argv)
+    out = Path(a.out)
+    if not a.export:
+        cfg = load_config(out) if a.resume else config_from_args(a)
+        if a.resume and a.minutes is not None:
+            cfg.minutes = a.minutes  # a resumed run may get a new wall-clock cap; the schedule stays
+        train(cfg, a.resume, command)
+    cfg = load_config(out)
+    export_to = Path(a.export_to) if a.export_to else out / "export" / f"{cfg.arch}.safetensors"
+    attach = {}
+    for item in a.attach:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            raise ValueError(f"--attach must be NAME=existing.json, got {item!r}")
+        attach[name] = json.loads(Path(path).read_text())
+    card = export_model(cfg, out, export_to, command, attach)
+    print(json.dumps({"weights": str(export_to), "model_version": card["model_version"],
+                      "validation": card["validation"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Cleaner weights roundtrip (safetensors + card), size buckets, a hand-set identity generator."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.clean import clean_images, default_cleaner_path, load_cleaner, save_cleaner, update_card
+from models.cyclegan import ResnetGenerator, build_generator
+
+
+def identity_generator() -> ResnetGenerator:
+    """A 0-block, ngf-1 generator set by hand to pass channel 0 through: every conv a centre tap from
+    channel 0 to channel 0, norms and ReLUs replaced by identities, tanh by hardtanh."""
+    g = ResnetGenerator(ngf=1, n_blocks=0)
+    for name, m in list(g.model.named_children()):
+        if isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.ReLU)):
+            setattr(g.model, name, torch.nn.Identity())
+        elif isinstance(m, torch.nn.Tanh):
+            setattr(g.model, name, torch.nn.Hardtanh())
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                m.weight.zero_()
+                m.bias.zero_()
+                k = m.weight.shape[-1]
+                m.weight[0, 0, k // 2, k // 2] = 1.0
+    return g.eval()
+
+
+def test_hand_set_generator_passes_sampled_pixels():
+    g = identity_generator()
+    img = np.random.default_rng(0).integers(0, 256, (37, 61), dtype=np.uint8)
+    out = clean_images(g, [img], max_side=None)[0]
+    # stride-2 centre taps keep every other pixel, the transposed ones put it back at even positions
+    # (zeros, i.e. mid gray 127/128, elsewhere): every 4th pixel comes back exactly
+    assert out.shape == img.shape
+    np.testing.assert_array_equal(out[::4, ::4], img[::4, ::4])
+    assert np.all(np.abs(out[1::4, 1::4].astype(int) - 127) <= 1)
+
+
+def test_roundtrip_gives_the_same_output(tmp_path):
+    torch.manual_seed(0)
+    model = build_generator("resnet_4blocks_ngf8").eval()
+    path = save_cleaner(model, {"arch": "resnet_4blocks_ngf8", "model_version": "t-1", "max_side": 64},
+                        tmp_path / "cyclegan_t.safetensors")
+    loaded, card = load_cleaner(path)
+    assert card["model_version"] == "t-1" and not loaded.training
+    imgs = [np.random.default_rng(1).integers(0, 256, (30, 70), dtype=np.uint8)]
+    np.testing.assert_array_equal(clean_images(loaded, imgs)[0], clean_images(model, imgs)[0])
+    raw = path.read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert "model.stem_conv.weight" in header and not raw.startswith(b"\x80")
+    assert update_card(path, "evaluation", {"psnr": 1.0})["evaluation"] == {"psnr": 1.0}
+    assert load_cleaner(path)[1]["evaluation"]["psnr"] == 1.0
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ValueError, match="safetensors"):
+        load_cleaner(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="not found"):
+        load_cleaner(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="arch"):
+        save_cleaner(build_generator("resnet_4blocks_ngf8"), {}, tmp_path / "x.safetensors")
+    assert default_cleaner_path("x").name == "cyclegan_x.safetensors"
+    with pytest.raises(ValueError, match="plain file stem"):
+        default_cleaner_path("../x")
+
+
+def test_buckets_keep_every_size_and_order():
+    model = build_generator("resnet_4blocks_ngf8").eval()
+    rng = np.random.default_rng(0)
+    shapes = [(30, 70), (150, 400), (31, 69), (8, 300), (401, 90), (5, 5), (30, 70)]
+    imgs = [rng.integers(0, 256, s, dtype=np.uint8) for s in shapes]
+    out = clean_images(model, imgs, max_side=256, batch_size=2)
+    assert [o.shape for o in out] == shapes and all(o.dtype == np.uint8 for o in out)
+    # same image alone or in a bucket with others: same size back, close values (instance norm sees the pad)
+    alone = clean_images(model, [imgs[0]], max_side=256)[0]
+    assert np.abs(alone.astype(int) - out[0].astype(int)).mean() < 8
+
+
+def test_bad_inputs():
+    model = build_generator("resnet_4blocks_ngf8").eval()
+    with pytest.raises(ValueError, match="image 1"):
+        clean_images(model, [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8)])
+    with pytest.raises(ValueError, match="batch_size"):
+        clean_images(model, [], batch_size=0)
+    assert clean_images(model, []) == []
+
+
+def test_remove_only_never_darkens():
+    model = build_generator("resnet_4blocks_ngf8").eval()
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(30, 70), (300, 90)]]
+    free = clean_images(model, imgs, max_side=64)
+    kept = clean_images(model, imgs, max_side=64, remove_only=True)
+    for img, f, k in zip(imgs, free, kept, strict=True):
+        assert np.all(k >= img) and np.array_equal(k, np.maximum(f, img))

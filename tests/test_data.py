@@ -1,0 +1,75 @@
+"""Manifest reading, writer-disjoint splits, augmentation and writer x sample batches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.data import (
+    BatchSpec,
+    Sample,
+    WriterBatchSampler,
+    augment,
+    make_batch,
+    read_manifest,
+    split_writers,
+)
+
+
+def rows(n_writers: int, dataset: str, n_gen: int = 6, n_forged: int = 2) -> list[Sample]:
+    out = []
+    for w in range(n_writers):
+        out += [Sample(Path(f"{dataset}{w}/g{i}"), f"{dataset}{w}/g{i}", f"{dataset}{w}", "genuine", dataset)
+                for i in range(n_gen)]
+        out += [Sample(Path(f"{dataset}{w}/f{i}"), f"{dataset}{w}/f{i}", f"{dataset}{w}", "forged", dataset)
+                for i in range(n_forged)]
+    return out
+
+
+def test_read_manifest(tmp_path):
+    (tmp_path / "m.csv").write_text("path,writer,label,extra\na/1.png,w1,genuine,x\na/2.png,w1,forged,y\n")
+    got = read_manifest(tmp_path / "m.csv")
+    assert [s.label for s in got] == ["genuine", "forged"]
+    assert got[0].path == tmp_path / "a/1.png" and got[0].rel_path == "a/1.png" and got[0].dataset == ""
+    (tmp_path / "bad.csv").write_text("path,writer,label\na.png,w,fake\n")
+    with pytest.raises(ValueError, match="fake"):
+        read_manifest(tmp_path / "bad.csv")
+    (tmp_path / "cols.csv").write_text("path,label\na.png,genuine\n")
+    with pytest.raises(ValueError, match="writer"):
+        read_manifest(tmp_path / "cols.csv")
+
+
+def test_split_is_writer_disjoint_seeded_and_per_dataset():
+    samples = rows(10, "a") + rows(20, "b", n_forged=0)
+    train, val = split_writers(samples, 0.2, seed=3)
+    assert not set(train) & set(val) and len(train) + len(val) == 30
+    assert sum(w.startswith("a") for w in val) == 2 and sum(w.startswith("b") for w in val) == 4
+    assert split_writers(samples, 0.2, seed=3) == (train, val)
+    assert split_writers(samples, 0.2, seed=4) != (train, val)
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_writers(samples, 1.0, seed=0)
+
+
+def test_sampler_groups_writers_and_is_a_function_of_the_step():
+    samples = rows(6, "a") + rows(6, "b", n_forged=0)
+    writers = sorted({s.writer for s in samples})
+    sampler = WriterBatchSampler(samples, writers, BatchSpec(writers=4, genuine=3, forged=2), seed=0)
+    batch = sampler.batch(7)
+    assert batch == sampler.batch(7) and batch != sampler.batch(8)
+    chosen = {samples[i].writer for i in batch}
+    assert len(chosen) == 4 and sum(w.startswith("a") for w in chosen) == 2
+    assert sum(samples[i].label == "forged" for i in batch) == 2 * 2
+    assert len(batch) == 4 * 3 + 2 * 2
+
+
+def test_make_batch_and_augment():
+    samples = rows(2, "a", n_gen=2, n_forged=1)
+    cache = np.zeros((len(samples), 155, 220), np.uint8)
+    cache[:, 60:90, 50:170] = 255
+    x, writers, forged = make_batch(cache, samples, [0, 2, 5], {"a0": 0, "a1": 1}, np.random.default_rng(0))
+    assert x.shape == (3, 1, 155, 220) and writers.tolist() == [0, 0, 1] and forged.tolist() == [False, True, True]
+    img = cache[0].astype(np.float32) / 255
+    out = augment(img, np.random.default_rng(1))
+    assert out.shape == img.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert not np.array_equal(out, img) and abs(out.sum() - img.sum()) < 0.5 * img.sum()

@@ -1,0 +1,89 @@
+"""Tests of detector weights I/O and ``detect_batch`` (a tiny model with hand-set weights)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.detect import detect_batch, load_detector, save_detector
+from models.detector import build_detector
+from transforms.detection_prep import prepare_page
+
+
+class InkCentres(nn.Module):
+    """Hand-set detector: heatmap logit = 40 * (mean ink of each 4x4 cell) - 20; ltrb = 2 cells each way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.Conv2d(1, 1, 4, stride=4, bias=True)
+        with torch.no_grad():
+            self.pool.weight.fill_(-40.0 / 16)  # ink is dark: 1 - x summed over the cell
+            self.pool.bias.fill_(40.0 - 20.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heat = self.pool(x)
+        return torch.cat([heat, torch.full_like(heat, 2.0).repeat(1, 4, 1, 1)], dim=1)
+
+
+CARD = {"arch": "centernet_s", "input_size": 64, "score_threshold": 0.5, "nms_iou": 0.5, "max_boxes": 20,
+        "model_version": "test"}
+
+
+def test_detect_batch_finds_the_hand_placed_ink() -> None:
+    page = np.full((128, 128), 255, np.uint8)
+    page[40:48, 80:88] = 0  # one 4x4 output cell (row 5, column 10) of a 64-pixel input
+    empty = np.full((200, 150), 250, np.uint8)
+    batch = np.stack([prepare_page(page, 64), prepare_page(empty, 64)])
+    boxes = detect_batch(InkCentres().eval(), batch, CARD)
+    assert len(boxes) == 2 and boxes[1] == []
+    assert len(boxes[0]) == 1
+    b = boxes[0][0]
+    assert (b.x0, b.y0, b.x1, b.y1) == pytest.approx(((10.5 - 2) / 16, (5.5 - 2) / 16, (10.5 + 2) / 16, (5.5 + 2) / 16))
+    assert b.score > 0.99
+
+
+def test_detect_batch_threshold_override_and_empty_batch() -> None:
+    page = np.full((64, 64), 255, np.uint8)
+    page[0:4, 0:4] = 128  # half-strength ink: probability sigmoid(0) = 0.5
+    batch = prepare_page(page, 64)[None]
+    assert detect_batch(InkCentres(), batch, {**CARD, "score_threshold": 0.6}) == [[]]
+    assert len(detect_batch(InkCentres(), batch, CARD, score_threshold=0.4)[0]) == 1
+    assert detect_batch(InkCentres(), np.zeros((0, 64, 64), np.float32), CARD) == []
+
+
+def test_detect_batch_rejects_wrong_sizes() -> None:
+    with pytest.raises(ValueError, match=r"batch must be \(N, 64, 64\)"):
+        detect_batch(InkCentres(), np.zeros((1, 32, 32), np.float32), CARD)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_detector("centernet_s").eval()
+    path = save_detector(model, CARD, tmp_path / "det.safetensors")
+    loaded, card = load_detector(path)
+    assert card == CARD and not loaded.training
+    x = torch.rand(1, 1, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), loaded(x))
+    batch = np.random.default_rng(0).random((2, 64, 64), dtype=np.float32)
+    assert detect_batch(model, batch, card, score_threshold=0.0) == detect_batch(loaded, batch, card, score_threshold=0.0)
+
+
+def test_save_rejects_incomplete_card(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lacks keys"):
+        save_detector(build_detector("centernet_s"), {"arch": "centernet_s"}, tmp_path / "d.safetensors")
+
+
+def test_load_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not found"):
+        load_detector(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match=".safetensors"):
+        load_detector(tmp_path / "weights.pt")
+    path = save_detector(build_detector("centernet_s"), CARD, tmp_path / "d.safetensors")
+    path.with_suffix(".json").write_text(json.dumps({"arch": "centernet_s"}))
+    with pytest.raises(ValueError, match="lacks keys"):
+        load_detector(path)

@@ -1,0 +1,69 @@
+"""Tests of the detector's training data: YOLO folders, real-signature cleaning, synthetic pages, augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.detector_data import augment_page, clean_signature, load_yolo_pages, synthetic_page
+from transforms.boxes import Box
+
+
+def _ink_box(page: np.ndarray) -> Box:
+    ys, xs = np.nonzero(page < (int(page.min()) + int(np.median(page))) / 2)
+    return Box.from_pixels(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, page.shape[1], page.shape[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_augmented_box_follows_the_ink(seed: int) -> None:
+    page = np.full((128, 128), 240, np.uint8)
+    page[30:46, 20:70] = 0
+    box = Box(20 / 128, 30 / 128, 70 / 128, 46 / 128)
+    out, boxes = augment_page(page, [box], np.random.default_rng(seed))
+    assert out.shape == page.shape and out.dtype == np.uint8
+    if not boxes:  # moved off the page: the ink must be mostly gone too
+        assert (out < (int(out.min()) + int(np.median(out))) / 2).sum() < 0.5 * 16 * 50
+        return
+    truth = _ink_box(out)
+    b = boxes[0]
+    assert abs(b.x0 - truth.x0) < 0.04 and abs(b.x1 - truth.x1) < 0.04
+    assert abs(b.y0 - truth.y0) < 0.04 and abs(b.y1 - truth.y1) < 0.04
+
+
+def test_load_yolo_pages_stretches_and_reads_labels(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.full((100, 60), 255, np.uint8))
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.1")
+    stems, pages = load_yolo_pages(tmp_path / "images", tmp_path / "labels", 64)
+    assert stems == ["a"] and pages[0][0].shape == (64, 64)
+    assert pages[0][1][0].x0 == pytest.approx(0.4)
+    (tmp_path / "labels" / "a.txt").unlink()
+    with pytest.raises(ValueError, match="no label file"):
+        load_yolo_pages(tmp_path / "images", tmp_path / "labels", 64)
+
+
+def test_clean_signature_whitens_paper_and_darkens_faint_ink() -> None:
+    scan = np.full((60, 120), 200, np.uint8)  # gray paper
+    scan[20:40, 10:110] = 170  # faint ink
+    out = clean_signature(scan)
+    assert out.max() == 255 and out.min() < 100
+    assert out.shape[0] < 60 and out.shape[1] < 120  # cropped to the ink
+
+
+def test_synthetic_page_boxes_sit_on_dark_ink(tmp_path: Path) -> None:
+    sig = np.full((80, 240), 255, np.uint8)
+    cv2.putText(sig, "Jsmith", (5, 60), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.0, 0, 4)
+    path = tmp_path / "sig.png"
+    cv2.imwrite(str(path), sig)
+    found = 0
+    for seed in range(3):
+        page, boxes = synthetic_page(np.random.default_rng(seed), [path], 256)
+        assert page.shape == (256, 256) and page.dtype == np.uint8
+        for b in boxes:
+            x0, y0, x1, y1 = b.to_pixels(256, 256)
+            assert page[y0:y1, x0:x1].min() < 150
+            found += 1
+    assert found >= 2

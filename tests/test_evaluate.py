@@ -1,0 +1,145 @@
+"""The verification evaluation: protocol on hand-made embeddings, CLI on a tiny synthetic manifest."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from models.data import Sample
+from models.evaluate import build_parser, main, protocol_scores, summarize
+from models.signet import build_embedder
+from models.verification import Calibration
+from models.weights import default_weights_path, load_embedder, save_embedder
+from transforms.synth_signature import draw_signature, make_style
+
+
+def sample(writer: str, label: str, name: str) -> Sample:
+    return Sample(Path(name), name, writer, label)
+
+
+def test_protocol_references_are_first_k_sorted_genuine():
+    # writer a: genuine a/g0..a/g3 (sorted), one forgery; writer b: genuine b/g0..b/g2
+    rows = [sample("a", "genuine", f"a/g{i}") for i in (3, 1, 0, 2)] + [sample("a", "forged", "a/f0")]
+    rows += [sample("b", "genuine", f"b/g{i}") for i in range(3)]
+    emb = np.zeros((len(rows), 2), np.float32)
+    emb[:, 0] = [10, 11, 0, 12, 50, 100, 101, 130]  # a's refs (k=2): g0=0, g1=11 -> centre of refs
+    scores = protocol_scores(rows, emb, k=2)
+    # a queries: g2 (12) and g3 (10): mean distance to refs {0, 11}; forgery 50
+    assert sorted(scores.genuine.tolist())[:2] == pytest.approx([5.5, 6.5])
+    assert scores.skilled.tolist() == pytest.approx([50 - 5.5])
+    # b has 3 genuine: refs b/g0, b/g1 (100, 101), query b/g2 (130)
+    assert scores.genuine.size == 3 and scores.n_writers == 2
+    # random: each genuine query against the other writer's references
+    assert scores.random.size == 3
+    assert scores.n_writers_fewer_references == 0
+
+
+def test_protocol_caps_references_for_small_writers():
+    rows = [sample("a", "genuine", f"a/g{i}") for i in range(3)] + [sample("a", "forged", "a/f")]
+    rows += [sample("b", "genuine", f"b/g{i}") for i in range(8)]
+    emb = np.random.default_rng(0).normal(size=(len(rows), 4)).astype(np.float32)
+    scores = protocol_scores(rows, emb, k=5)
+    assert scores.n_writers_fewer_references == 1
+    assert scores.genuine.size == 1 + 3 and scores.skilled.size == 1
+
+
+def test_summarize_fields():
+    rng = np.random.default_rng(0)
+    rows = [sample(w, "genuine", f"{w}/g{i}") for w in "abc" for i in range(7)]
+    rows += [sample(w, "forged", f"{w}/f{i}") for w in "ab" for i in range(2)]
+    emb = rng.normal(size=(len(rows), 8)).astype(np.float32)
+    scores = protocol_scores(rows, emb, 5)
+    out = summarize(scores, Calibration(match=1.0, mismatch=2.0, center=1.5, slope=3.0))
+    assert out["n_writers"] == 3 and out["n_genuine"] == 6 and out["n_forged"] == 4
+    assert out["n_genuine_forged_writers"] == 4  # writer c has no forgeries: random figures only
+    for key in ("eer", "eer_random", "auc", "far", "frr", "match_threshold"):
+        assert out[key] is not None
+
+
+def write_manifest(root: Path, n_writers: int = 3, n_genuine: int = 7, n_forged: int = 2) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    for w in range(n_writers):
+        style = make_style(rng)
+        for label, n in (("genuine", n_genuine), ("forged", n_forged)):
+            for i in range(n):
+                rel = f"w{w}/{label}/{i:02d}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / rel), draw_signature(style, rng, height=60, forged=label == "forged"))
+                rows.append({"path": rel, "dataset": "synthetic", "writer": f"w{w}", "label": label, "medium": "x"})
+    manifest = root / "manifest.csv"
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+def tiny_weights(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    cal = Calibration(match=0.5, mismatch=1.0, center=0.75, slope=5.0)
+    card = {"arch": "signet_s4", "model_version": "signet_s4-test-00000000", "calibration": cal.to_card(),
+            "data": {"val_writers": ["w0", "w1"], "train_writers": ["w2"]}}
+    return save_embedder(build_embedder("signet_s4"), card, tmp_path / "weights" / "tiny.safetensors")
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    manifest = write_manifest(tmp_path / "data")
+    weights = tiny_weights(tmp_path)
+    out = tmp_path / "out" / "verification.json"
+    assert main(["verification", "--manifest", str(manifest), "--weights", str(weights), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result == json.loads(capsys.readouterr().out)
+    assert result["model_version"] == "signet_s4-test-00000000"
+    assert result["n_writers"] == 3 and result["n_genuine"] == 3 * 2 and result["n_forged"] == 3 * 2
+    for key in ("eer", "eer_random", "auc", "far", "frr"):
+        assert 0.0 <= result[key] <= 1.0
+
+
+def test_cli_split_from_card(tmp_path):
+    manifest = write_manifest(tmp_path / "data")
+    weights = tiny_weights(tmp_path)
+    out = tmp_path / "v.json"
+    main(["verification", "--manifest", str(manifest), "--weights", str(weights), "--split", "validation",
+          "--references-per-writer", "3", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["n_writers"] == 2 and result["n_genuine"] == 2 * 4
+
+
+def test_clean_without_cleaning_weights_exits_nonzero(tmp_path):
+    if list(default_weights_path().parent.glob("cyclegan*.safetensors")):
+        pytest.skip("cleaning weights exist: --clean is no longer refused")
+    manifest = write_manifest(tmp_path / "data", n_writers=2, n_genuine=2, n_forged=0)
+    with pytest.raises(SystemExit) as exc:
+        main(["verification", "--manifest", str(manifest), "--clean"])
+    assert exc.value.code != 0 and "cleaning" in str(exc.value.code)
+
+
+def test_parser_has_verification_subcommand():
+    args = build_parser().parse_args(["verification", "--manifest", "m.csv"])
+    assert args.references_per_writer == 5 and args.command == "verification"
+
+
+def test_shipped_weights_on_real_validation_writers(shared_data):
+    weights = default_weights_path()
+    if not weights.is_file():
+        pytest.skip(f"{weights} not shipped yet")
+    from models.data import load_gray, read_manifest
+    from models.embed import embed_images
+
+    model, card = load_embedder(weights)
+    if "val_writers" not in card.get("data", {}):
+        pytest.skip(f"{weights} is a placeholder without a validation split")
+    val = set(card["data"]["val_writers"])
+    rows = [s for s in read_manifest(shared_data / "signatures" / "manifest.csv")
+            if s.writer in val and s.dataset == "sigcomp2011_dutch"]
+    keep = sorted({s.writer for s in rows})[:3]
+    rows = [s for s in rows if s.writer in keep]
+    emb = embed_images(model, [load_gray(s.path) for s in rows])
+    result = summarize(protocol_scores(rows, emb, 5), Calibration.from_card(card))
+    assert result["n_forged"] > 0 and result["eer"] < 0.4

@@ -1,0 +1,76 @@
+"""EER, AUC, FAR/FRR and threshold calibration on hand-made distances."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import metrics
+
+GEN = np.array([0.0, 1.0, 2.0, 3.0])
+FORGED = np.array([2.5, 4.0, 5.0, 6.0])
+
+
+def test_separable_scores():
+    g, f = np.array([0.1, 0.2, 0.3]), np.array([0.4, 0.5, 0.6])
+    assert metrics.eer(g, f) == 0.0
+    assert metrics.auc(g, f) == 1.0
+
+
+def test_overlapping_scores_by_hand():
+    # at t = 2.5: one forgery of four accepted (2.5), one genuine of four rejected (3.0)
+    assert metrics.eer(GEN, FORGED) == pytest.approx(0.25)
+    assert metrics.auc(GEN, FORGED) == pytest.approx(15 / 16)  # only (3.0, 2.5) is misordered
+    assert metrics.far_frr(GEN, FORGED, 2.5) == (0.25, 0.25)
+    assert metrics.far_frr(GEN, FORGED, 10.0) == (1.0, 0.0)
+
+
+def test_reversed_scores():
+    assert metrics.auc(FORGED, GEN) == pytest.approx(1 / 16)
+    assert metrics.eer(FORGED, GEN) > 0.5
+
+
+def test_ties_count_half():
+    assert metrics.auc(np.array([1.0]), np.array([1.0])) == 0.5
+    assert metrics.eer(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+
+
+def test_eer_interpolates():
+    # FAR and FRR never meet exactly: the EER lies between 1/3 and 2/3
+    g, f = np.array([0.0, 2.0, 4.0]), np.array([1.0, 3.0, 5.0])
+    e = metrics.eer(g, f)
+    assert 1 / 3 <= e <= 2 / 3
+
+
+def test_roc_shapes():
+    t, far, frr = metrics.roc(GEN, FORGED)
+    assert t.shape == far.shape == frr.shape
+    assert far[0] == 0.0 and frr[0] == 1.0 and far[-1] == 1.0 and frr[-1] == 0.0
+    assert np.all(np.diff(far) >= 0) and np.all(np.diff(frr) <= 0)
+
+
+def test_thresholds():
+    forged = np.arange(1, 201, dtype=np.float32)  # 200 forgeries: at most 2 may be accepted
+    t = metrics.match_threshold(forged, 0.01)
+    assert np.mean(forged <= t) <= 0.01 and t > 2.0 and t < 3.0
+    genuine = np.arange(1, 101, dtype=np.float32)  # 100 genuine: at most 1 may be rejected
+    m = metrics.mismatch_threshold(genuine, 0.01)
+    assert m == 99.0 and np.mean(genuine > m) <= 0.01
+    with pytest.raises(ValueError, match="max_far"):
+        metrics.match_threshold(forged, 1.5)
+
+
+def test_logistic_similarity_is_monotone_and_calibrated():
+    rng = np.random.default_rng(0)
+    g, f = rng.normal(1.0, 0.2, 500), rng.normal(2.0, 0.2, 500)
+    center, slope = metrics.fit_logistic(g, f)
+    assert 1.3 < center < 1.7 and slope > 0
+    s = metrics.similarity(np.array([0.5, 1.0, 1.5, 2.0, 2.5]), center, slope)
+    assert s.dtype == np.float32 and np.all(np.diff(s) < 0)
+    assert s[0] > 0.95 and s[-1] < 0.05
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="genuine and forged"):
+        metrics.eer(np.array([]), FORGED)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.auc(np.array([np.nan]), FORGED)

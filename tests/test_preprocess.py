@@ -1,0 +1,118 @@
+"""Invariants of the one SigNet preprocessing: shape, polarity, shift, scale, borders, tiny, blank."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms.preprocess import INPUT_SIZE, preprocess_signature
+from transforms.synth_signature import draw_signature, make_style
+
+STYLE = make_style(np.random.default_rng(0))
+
+
+def sig(height: int = 100) -> np.ndarray:
+    """The same signature sample (seeded) at a given ink height: ``(H, W) uint8`` ink dark on white."""
+    return draw_signature(STYLE, np.random.default_rng(1), height=height)
+
+
+def draw(page_h: int = 160, page_w: int = 400, at: tuple[int, int] = (20, 20), height: int = 100,
+         paper: int = 255) -> np.ndarray:
+    """The signature pasted at ``at`` = (row, col) on a ``(page_h, page_w)`` page of grey level ``paper``."""
+    s = sig(height)
+    page = np.full((page_h, page_w), 255, np.uint8)
+    page[at[0] : at[0] + s.shape[0], at[1] : at[1] + s.shape[1]] = s
+    return (page.astype(np.float32) * paper / 255.0).astype(np.uint8)
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_shape_range_and_ink_bright():
+    out = preprocess_signature(sig())
+    assert out.shape == INPUT_SIZE and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.max() > 0.9  # the ink is bright
+    assert np.median(out) == 0.0  # the background is dark
+
+
+def test_custom_size():
+    assert preprocess_signature(sig(), size=(64, 96)).shape == (64, 96)
+
+
+def test_shift_invariance():
+    a = preprocess_signature(draw(300, 700, at=(10, 15)))
+    b = preprocess_signature(draw(300, 700, at=(180, 290)))
+    assert corr(a, b) > 0.97
+
+
+def test_scale_invariance():
+    a = preprocess_signature(sig(80))
+    b = preprocess_signature(sig(240))
+    assert corr(a, b) > 0.85
+
+
+def test_dark_frame_is_not_ink():
+    clean = draw(160, 400)
+    framed = clean.copy()
+    framed[:4], framed[-4:], framed[:, :4], framed[:, -4:] = 0, 0, 0, 0
+    thin = clean.copy()
+    thin[2, :], thin[:, -3] = 30, 30
+    a = preprocess_signature(clean)
+    assert corr(a, preprocess_signature(framed)) > 0.95
+    assert corr(a, preprocess_signature(thin)) > 0.95
+
+
+def test_polarity_light_ink_on_dark():
+    img = draw()
+    assert corr(preprocess_signature(img), preprocess_signature(255 - img)) > 0.97
+
+
+def test_uneven_and_dark_background():
+    img = draw().astype(np.float32)
+    gradient = np.linspace(0.45, 1.0, img.shape[1], dtype=np.float32)[None, :]
+    uneven = (img * gradient).astype(np.uint8)  # paper from ~115 to 255, ink ~10-20
+    dark = (img * 0.55).astype(np.uint8)  # grey paper ~140
+    a = preprocess_signature(img.astype(np.uint8))
+    assert corr(a, preprocess_signature(uneven)) > 0.93
+    assert corr(a, preprocess_signature(dark)) > 0.95
+
+
+def test_rgb_input():
+    img = draw()
+    rgb = np.repeat(img[:, :, None], 3, axis=2)
+    np.testing.assert_allclose(preprocess_signature(rgb), preprocess_signature(img), atol=1e-2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 40), (2, 2), (40, 3), (1, 500)])
+def test_tiny_images_never_raise(shape):
+    rng = np.random.default_rng(1)
+    out = preprocess_signature(rng.integers(0, 256, shape, dtype=np.uint8))
+    assert out.shape == INPUT_SIZE and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_blank_gives_zeros(value):
+    out = preprocess_signature(np.full((100, 200), value, np.uint8))
+    assert out.shape == INPUT_SIZE and not out.any()
+
+
+def test_framed_blank_gives_zeros():
+    img = np.full((100, 200), 250, np.uint8)
+    img[:3], img[-3:], img[:, :3], img[:, -3:] = 0, 0, 0, 0
+    assert not preprocess_signature(img).any()
+
+
+def test_faint_noise_is_blank():
+    rng = np.random.default_rng(2)
+    img = (240 + rng.integers(-5, 6, (120, 300))).astype(np.uint8)
+    assert not preprocess_signature(img).any()
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="shape"):
+        preprocess_signature(np.zeros((2, 3, 4, 5), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        preprocess_signature(np.zeros((0, 5), np.uint8))
+    with pytest.raises(ValueError, match="size"):
+        preprocess_signature(np.zeros((10, 10), np.uint8), size=(4, 4))

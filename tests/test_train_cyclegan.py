@@ -1,0 +1,37 @@
+"""CycleGAN training pieces: LSGAN loss, learning-rate schedule, image pool, CLI config."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.train_cyclegan import ImagePool, lr_factor, lsgan, parse_args
+
+
+def test_lsgan():
+    assert float(lsgan(torch.ones(3), True)) == 0.0
+    assert float(lsgan(torch.zeros(3), False)) == 0.0
+    assert float(lsgan(torch.full((2,), 0.5), True)) == pytest.approx(0.25)
+
+
+def test_lr_constant_then_linear():
+    assert lr_factor(0, 10, 10) == 1.0 and lr_factor(9, 10, 10) == 1.0
+    assert lr_factor(15, 10, 10) == pytest.approx(0.5) and lr_factor(25, 10, 10) == 0.0
+
+
+def test_image_pool_fills_then_swaps():
+    pool = ImagePool(2)
+    rng = np.random.default_rng(0)
+    x = torch.arange(2.0).view(2, 1, 1, 1)
+    assert torch.equal(pool.query(x, rng), x) and len(pool.images) == 2
+    outs = torch.cat([pool.query(torch.full((1, 1, 1, 1), 9.0), rng) for _ in range(20)])
+    assert {float(v) for v in outs.flatten()} <= {0.0, 1.0, 9.0} and len(pool.images) == 2
+    assert torch.equal(ImagePool(0).query(x, rng), x)
+
+
+def test_parse_args(tmp_path):
+    cfg, resume, name = parse_args(["--out", str(tmp_path), "--crop", "64", "128", "--lambda-paired", "0", "--resume"])
+    assert cfg.crop == (64, 128) and cfg.lambda_paired == 0.0 and resume and name is None
+    assert cfg.to_json()["out"] == str(tmp_path)
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--crop", "63", "128"])

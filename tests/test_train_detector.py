@@ -1,0 +1,66 @@
+"""Tests of the detector training pieces: losses, batches, holdout split, threshold choice, CLI checks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.train_detector import (
+    TrainConfig,
+    best_threshold,
+    focal_loss,
+    giou_loss,
+    make_batch,
+    parse_args,
+    split_holdout,
+)
+from transforms.boxes import Box
+from transforms.detection_prep import encode_targets
+
+
+def test_focal_loss_rewards_the_right_heatmap() -> None:
+    heat, _, _ = encode_targets([Box(0.2, 0.2, 0.6, 0.4)], 16, 16)
+    target = torch.from_numpy(heat)[None]
+    good = torch.logit(target.clamp(1e-4, 1 - 1e-4))
+    assert float(focal_loss(good, target)) < 0.05
+    assert float(focal_loss(torch.full_like(target, -4.0), target)) > 1.0
+    assert float(focal_loss(torch.zeros_like(target), target)) > float(focal_loss(good, target))
+
+
+def test_giou_loss_is_zero_for_exact_boxes_and_grows_with_error() -> None:
+    _, ltrb, weight = encode_targets([Box(0.2, 0.2, 0.6, 0.4)], 16, 16)
+    t, w = torch.from_numpy(ltrb)[None], torch.from_numpy(weight)[None]
+    assert float(giou_loss(t, t, w, 1)) == pytest.approx(0.0, abs=1e-6)
+    assert float(giou_loss(t * 1.5, t, w, 1)) > 0.1
+    assert float(giou_loss(t, t, torch.zeros_like(w), 0)) == 0.0
+
+
+def test_make_batch_shapes_and_targets() -> None:
+    page = np.full((64, 64), 240, np.uint8)
+    page[20:30, 10:40] = 0
+    cfg = TrainConfig(out=Path("unused"), input_size=64, batch=3)
+    x, heat, ltrb, weight, n = make_batch([(page, [Box(10 / 64, 20 / 64, 40 / 64, 30 / 64)])], [], cfg,
+                                          np.random.default_rng(0))
+    assert x.shape == (3, 1, 64, 64) and heat.shape == (3, 16, 16) and ltrb.shape == (3, 4, 16, 16)
+    assert weight.shape == (3, 16, 16) and 0 <= n <= 3 and float(x.max()) <= 1.0
+
+
+def test_split_holdout_is_seeded_and_disjoint() -> None:
+    a = split_holdout(100, 0.12, 0)
+    assert a == split_holdout(100, 0.12, 0) and a != split_holdout(100, 0.12, 1)
+    assert len(a[1]) == 12 and not set(a[0]) & set(a[1]) and sorted(a[0] + a[1]) == list(range(100))
+
+
+def test_best_threshold_separates_hits_from_false_alarms() -> None:
+    truth = [[Box(0.1, 0.1, 0.3, 0.2)], []]
+    preds = [[Box(0.1, 0.1, 0.3, 0.2, 0.8)], [Box(0.5, 0.5, 0.7, 0.6, 0.4)]]
+    threshold, f1 = best_threshold(preds, truth)
+    assert 0.4 < threshold <= 0.8 and f1 == 1.0
+
+
+@pytest.mark.parametrize(("flag", "value", "match"), [("--steps", "0", "--steps"), ("--minutes", "0", "--minutes")])
+def test_parse_args_rejects_bad_values(flag: str, value: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_args(["--out", "x", flag, value])

@@ -1,0 +1,71 @@
+"""A tiny training run on synthetic signatures: checkpoints, resume, export with a model card."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.train_signet import TrainConfig, lr_at, main
+from models.verification import Calibration
+from models.weights import load_embedder
+from transforms.synth_signature import draw_signature, make_style
+
+
+def write_manifest(root: Path, n_writers: int = 4, n_genuine: int = 6, n_forged: int = 2) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    for w in range(n_writers):
+        style = make_style(rng)
+        for label, n in (("genuine", n_genuine), ("forged", n_forged)):
+            for i in range(n):
+                rel = f"w{w}/{label}{i}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / rel), draw_signature(style, rng, height=50, forged=label == "forged"))
+                rows.append({"path": rel, "dataset": "synth", "writer": f"w{w}", "label": label})
+    with (root / "manifest.csv").open("w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    return root / "manifest.csv"
+
+
+def test_train_stop_resume_export(tmp_path, capsys):
+    manifest = write_manifest(tmp_path / "data")
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--threads", "1"]
+    # a time cap of ~0 stops at once: a checkpoint is still written and can be resumed
+    main(["--manifest", str(manifest), "--steps", "3", "--eval-every", "2", "--batch-writers", "2",
+          "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction", "0.5", "--writer-weight", "0.5",
+          "--forgery-weight", "0.5", "--minutes", "1e-9", *common])
+    capsys.readouterr()
+    state = json.loads((out / "last.json").read_text())
+    assert state["step"] == 0 and (out / "best.safetensors").is_file() and (out / "config.json").is_file()
+    weights = tmp_path / "export" / "tiny.safetensors"
+    main(["--resume", "--minutes", "0", "--export-to", str(weights), *common])
+    printed = json.loads(capsys.readouterr().out)
+    state = json.loads((out / "last.json").read_text())
+    assert state["step"] == 3 and [h["step"] for h in state["history"]] == [0, 2, 3]
+    model, card = load_embedder(weights)
+    assert printed["model_version"] == card["model_version"] and card["model_version"].startswith("signet_s4-")
+    assert card["data"]["n_val_writers"] == 2 and len(card["data"]["val_writers"]) == 2
+    assert not set(card["data"]["val_writers"]) & set(card["data"]["train_writers"])
+    assert card["training"]["steps_done"] == 3 and card["training"]["config"]["seed"] == 1
+    assert card["command"].startswith("python -m models.train_signet --manifest")
+    cal = Calibration.from_card(card)
+    assert cal.slope > 0
+    for key in ("eer", "eer_random", "auc", "far", "frr"):
+        assert key in card["validation"]
+    # re-export with an attached evaluation: same weights, same model_version, figures in the card
+    (tmp_path / "lodo.json").write_text(json.dumps({"eer": 0.1}))
+    main([*common, "--export", "--export-to", str(weights), "--attach", f"left_out={tmp_path / 'lodo.json'}"])
+    _, card2 = load_embedder(weights)
+    assert card2["model_version"] == card["model_version"] and card2["evaluations"]["left_out"] == {"eer": 0.1}
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(manifest="m", out="o", steps=1000, warmup_steps=100, lr=1e-3)
+    assert lr_at(cfg, 0) < lr_at(cfg, 50) < lr_at(cfg, 99) <= 1e-3
+    assert lr_at(cfg, 100) > lr_at(cfg, 600) > lr_at(cfg, 1000) >= 1e-5

@@ -1,0 +1,153 @@
+"""The one signature preprocessing shared by SigNet training, evaluation and the pipeline.
+
+``preprocess_signature`` chains small steps, each a function of its own:
+grayscale -> polarity (ink dark) -> flatten background (denoise, divide by a blurred background)
+-> Otsu mask -> frame lines at the border excluded -> crop to the ink -> center on a canvas of the
+target aspect ratio -> invert (ink bright) -> resize -> scale to 0..1.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+INPUT_SIZE: tuple[int, int] = (155, 220)
+
+# Below this grey-level spread (after denoising) an image holds no ink: it is blank.
+MIN_CONTRAST = 24.0
+# A border row/column whose ink covers at least this fraction of its length is a frame line.
+FRAME_LINE_FILL = 0.6
+# Frame lines are searched within this fraction of the image from each side.
+FRAME_SEARCH = 0.2
+FRAME_GAP = 2
+# Connected ink components smaller than this fraction of the largest one are specks.
+SPECK_FRACTION = 0.02
+# Margin around the ink on the canvas, as a fraction of the canvas side.
+CANVAS_MARGIN = 0.04
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3|4)`` numeric array -> ``(H, W) uint8`` grey levels."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        # ITU-R BT.601 luma of RGB channels
+        image = image[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    if image.size == 0:
+        raise ValueError(f"image must not be empty, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(np.nan_to_num(image.astype(np.float32)), 0, 255).astype(np.uint8)
+    return image
+
+
+def ink_dark(gray: np.ndarray) -> np.ndarray:
+    """Flip ``(H, W) uint8`` so that ink is dark: the background is the larger Otsu class."""
+    thr, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return 255 - gray if np.count_nonzero(gray > thr) < gray.size / 2 else gray
+
+
+def flatten_background(gray: np.ndarray) -> np.ndarray:
+    """Denoise, then divide by the local background (uneven light, grey paper) -> ``(H, W) uint8``.
+
+    The background is a closing (removes dark strokes) blurred wide; division maps paper to ~255.
+    """
+    h, w = gray.shape
+    den = cv2.GaussianBlur(gray, (3, 3), 0) if min(h, w) >= 3 else gray
+    k = max(3, (min(h, w) // 4) | 1)
+    background = cv2.morphologyEx(den, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    background = cv2.blur(background, (k, k)).astype(np.float32)
+    flat = den.astype(np.float32) / np.maximum(background, 1.0) * 255.0
+    return np.clip(flat, 0, 255).astype(np.uint8)
+
+
+def frame_interior(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounds ``(y0, y1, x0, x1)`` inside any frame lines: mostly-ink rows/columns near a side.
+
+    ``mask``: ``(H, W) bool``, True on ink. Everything outside the innermost frame line is excluded.
+    """
+    h, w = mask.shape
+    rows, cols = mask.mean(axis=1), mask.mean(axis=0)
+    sh, sw = int(np.ceil(h * FRAME_SEARCH)), int(np.ceil(w * FRAME_SEARCH))
+    top = [i for i in range(sh) if rows[i] >= FRAME_LINE_FILL]
+    bottom = [i for i in range(h - sh, h) if rows[i] >= FRAME_LINE_FILL]
+    left = [j for j in range(sw) if cols[j] >= FRAME_LINE_FILL]
+    right = [j for j in range(w - sw, w) if cols[j] >= FRAME_LINE_FILL]
+    # FRAME_GAP more pixels go with a frame line: denoising blurs its edge
+    y0, y1 = (max(top) + 1 + FRAME_GAP if top else 0), (min(bottom) - FRAME_GAP if bottom else h)
+    x0, x1 = (max(left) + 1 + FRAME_GAP if left else 0), (min(right) - FRAME_GAP if right else w)
+    return y0, max(y1, y0), x0, max(x1, x0)
+
+
+def remove_specks(mask: np.ndarray) -> np.ndarray:
+    """Drop connected components far smaller than the largest one (dust, JPEG noise)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.concatenate([[False], areas >= max(2.0, SPECK_FRACTION * areas.max())])
+    return keep[labels]
+
+
+def otsu_mask(pixels: np.ndarray) -> np.ndarray:
+    """Pixels at or below their Otsu threshold (the dark class), same shape, bool."""
+    thr, _ = cv2.threshold(pixels.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return pixels <= thr
+
+
+def ink_mask(flat: np.ndarray) -> np.ndarray:
+    """Ink of a flattened ``(H, W) uint8`` image (ink dark) -> ``(H, W) bool``.
+
+    A first Otsu pass finds frame lines at the sides; Otsu is then rerun inside the frame, so a
+    dark frame neither counts as ink nor shifts the threshold.
+    """
+    y0, y1, x0, x1 = frame_interior(otsu_mask(flat))
+    mask = np.zeros(flat.shape, bool)
+    inside = flat[y0:y1, x0:x1]
+    if inside.size and float(np.percentile(inside, 99.5)) - float(inside.min()) >= MIN_CONTRAST:
+        mask[y0:y1, x0:x1] = otsu_mask(inside)
+    return remove_specks(mask)
+
+
+def center_on_canvas(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pad ``(h, w) float32`` ink intensities (ink bright) to the aspect ratio of ``size``, centred."""
+    h, w = ink.shape
+    target = size[1] / size[0]
+    ch, cw = (h, int(round(h * target))) if w / h < target else (int(round(w / target)), w)
+    pad = int(round(CANVAS_MARGIN * max(ch, cw)))
+    ch, cw = ch + 2 * pad, cw + 2 * pad
+    canvas = np.zeros((ch, cw), np.float32)
+    y0, x0 = (ch - h) // 2, (cw - w) // 2
+    canvas[y0 : y0 + h, x0 : x0 + w] = ink
+    return canvas
+
+
+def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """A signature crop -> the network input: ``(size[0], size[1]) float32`` in 0..1, ink bright.
+
+    ``image``: ``(H, W)`` or ``(H, W, 3)`` uint8, ink dark on light paper as scanned (a light-on-dark
+    crop is flipped). Never raises on tiny or blank crops: a crop without ink gives zeros.
+    """
+    if len(size) != 2 or min(size) < 8:
+        raise ValueError(f"size must be (height, width) of at least 8 px, got {size}")
+    out = np.zeros(size, np.float32)
+    gray = to_gray(image)
+    if min(gray.shape) < 2 or float(gray.max()) - float(gray.min()) < MIN_CONTRAST:
+        return out
+    gray = ink_dark(gray)
+    flat = flatten_background(gray)
+    if float(np.percentile(flat, 99.5)) - float(flat.min()) < MIN_CONTRAST:
+        return out
+    mask = ink_mask(flat)
+    if not mask.any():
+        return out
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    # invert (ink bright) and keep grey levels on the ink only; the darkest ink maps to 1
+    ink = np.where(mask[y0:y1, x0:x1], 255.0 - flat[y0:y1, x0:x1].astype(np.float32), 0.0)
+    ink /= max(float(np.percentile(ink[mask[y0:y1, x0:x1]], 95)), 1.0)
+    canvas = center_on_canvas(np.clip(ink, 0.0, 1.0).astype(np.float32), size)
+    resized = cv2.resize(canvas, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.clip(resized, 0.0, 1.0).astype(np.float32)
