@@ -17,11 +17,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.cyclegan import DEFAULT_GENERATOR, build_generator, clean_batch
-from models.weights import WEIGHTS_DIR, card_path, load_card, resolve_device
+from models.cyclegan import build_generator, clean_batch
+from models.weights import WEIGHTS_DIR, card_path, load_card, load_model_file, save_model_file
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,7 @@ def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
 
 def save_cleaner(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
     """Write the generator's state dict as safetensors at ``path`` and ``card`` as JSON beside it."""
-    if "arch" not in card:
-        raise ValueError(f"card must name the architecture under 'arch', got keys {sorted(card)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"arch": str(card["arch"])})
-    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    return save_model_file(model, card, path)
 
 
 def update_card(path: str | Path, section: str, values: Any) -> dict[str, Any]:
@@ -61,17 +53,8 @@ def load_cleaner(path: str | Path | None = None, device: str | torch.device = "c
 
     ``path`` defaults to ``default_cleaner_path()``. Returns ``(model, card)``.
     """
-    path = Path(path) if path is not None else default_cleaner_path()
-    if path.suffix != ".safetensors":
-        raise ValueError(f"weights must be a .safetensors file, got {path}")
-    if not path.is_file():
-        raise ValueError(f"cleaning weights not found: {path}")
-    card = load_card(path)
-    model = build_generator(card.get("arch", DEFAULT_GENERATOR))
-    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    model.to(resolve_device(device) if isinstance(device, str) else device)
-    model.eval()
-    return model, card
+    return load_model_file(Path(path) if path is not None else default_cleaner_path(), build_generator, device,
+                           what="cleaning weights")
 
 
 def _check(img: np.ndarray, i: int) -> None:

@@ -12,17 +12,15 @@ validation figures.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models.detector import build_detector
-from models.weights import WEIGHTS_DIR, card_path, resolve_device
+from models.weights import WEIGHTS_DIR, card_path, load_card, load_model_file, save_model_file
 from transforms.boxes import Box
 from transforms.detection_prep import decode_boxes
 
@@ -35,14 +33,9 @@ def save_detector(model: nn.Module, card: dict[str, Any], path: str | Path = DEF
     missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
     if missing:
         raise ValueError(f"detector card lacks keys {missing}")
-    path = Path(path)
-    if path.suffix != ".safetensors":
+    if Path(path).suffix != ".safetensors":
         raise ValueError(f"weights must be a .safetensors file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"arch": str(card["arch"])})
-    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    return save_model_file(model, card, path)
 
 
 def load_detector(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -52,22 +45,11 @@ def load_detector(path: str | Path | None = None, device: str | torch.device = "
     'auto' (CUDA falls back to CPU with a warning). Returns ``(model, card)``.
     """
     path = Path(path) if path is not None else DEFAULT_DETECTOR_PATH
-    if path.suffix != ".safetensors":
-        raise ValueError(f"weights must be a .safetensors file, got {path}")
-    if not path.is_file():
-        raise ValueError(f"detector weights not found: {path}")
-    cpath = card_path(path)
-    if not cpath.is_file():
-        raise ValueError(f"model card not found beside the weights: {cpath}")
-    card = json.loads(cpath.read_text())
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
-    if missing:
-        raise ValueError(f"model card {cpath} lacks keys {missing}")
-    model = build_detector(card["arch"])
-    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    model.to(resolve_device(device) if isinstance(device, str) else device)
-    model.eval()
-    return model, card
+    if path.is_file() and card_path(path).is_file():
+        missing = [k for k in REQUIRED_CARD_KEYS if k not in load_card(path)]
+        if missing:
+            raise ValueError(f"model card {card_path(path)} lacks keys {missing}")
+    return load_model_file(path, build_detector, device, what="detector weights")
 
 
 def detect_batch(model: nn.Module, batch: np.ndarray, card: dict[str, Any],

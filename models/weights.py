@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ def card_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def save_embedder(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
-    """Write ``model``'s state dict as safetensors at ``path`` and ``card`` as JSON beside it."""
+def save_model_file(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
+    """Write any model's state dict as safetensors at ``path`` and ``card`` (naming ``arch``) as JSON beside it."""
     if "arch" not in card:
         raise ValueError(f"card must name the architecture under 'arch', got keys {sorted(card)}")
     path = Path(path)
@@ -44,6 +45,27 @@ def save_embedder(model: nn.Module, card: dict[str, Any], path: str | Path) -> P
     save_file(state, str(path), metadata={"arch": str(card["arch"])})
     card_path(path).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def save_embedder(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
+    """Write the embedder's state dict as safetensors at ``path`` and ``card`` as JSON beside it."""
+    return save_model_file(model, card, path)
+
+
+def load_model_file(path: Path, build: Callable[[str], nn.Module], device: str | torch.device,
+                    what: str = "weights") -> tuple[nn.Module, dict[str, Any]]:
+    """Build ``build(card["arch"])``, load the safetensors state strictly (no pickle), move to ``device``
+    (``'auto'``/``'cuda'`` fall back to CPU with a warning), eval mode. Returns ``(model, card)``."""
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{what} must be a .safetensors file, got {path}")
+    if not path.is_file():
+        raise ValueError(f"{what} file not found: {path}")
+    card = load_card(path)
+    model = build(card["arch"])
+    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    model.to(resolve_device(device) if isinstance(device, str) else device)
+    model.eval()
+    return model, card
 
 
 def load_card(path: str | Path) -> dict[str, Any]:
@@ -59,17 +81,9 @@ def load_embedder(path: str | Path | None = None, device: str | torch.device = "
 
     ``path`` defaults to ``default_weights_path()``. Returns ``(model, card)``.
     """
-    path = Path(path) if path is not None else default_weights_path()
-    if path.suffix != ".safetensors":
-        raise ValueError(f"weights must be a .safetensors file, got {path}")
-    if not path.is_file():
-        raise ValueError(f"weights file not found: {path}")
-    card = load_card(path)
-    model = build_embedder(card["arch"])
-    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
-    model.to(resolve_device(device) if isinstance(device, str) else device)
+    model, card = load_model_file(Path(path) if path is not None else default_weights_path(), build_embedder,
+                                  device)
     model.to(memory_format=torch.channels_last)  # about 1.3x faster convolutions on CPU, same results
-    model.eval()
     return model, card
 
 
