@@ -70,6 +70,7 @@ class TrainConfig:
     eval_every: int = 250
     references_per_writer: int = 5
     threads: int = 2
+    init_from: str = ""  # embedder safetensors to start from (a fine-tune); "" = random initialisation
 
 
 class AuxHeads(nn.Module):
@@ -111,6 +112,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
+    p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.* with <out>/config.json")
     p.add_argument("--export", action="store_true", help="only calibrate and export <out>/best")
     p.add_argument("--export-to", type=str, default=None, help="weights path (default: <out>/export/<arch>.safetensors)")
@@ -127,7 +130,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
                                        a.forgery_writer_share),
                        lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
-                       augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads)
+                       augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
+                       init_from=a.init_from, warmup_steps=a.warmup_steps)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -161,7 +165,11 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     writer_index = {w: i for i, w in enumerate(train_w)}
     sampler = WriterBatchSampler(tr, train_w, cfg.batch, cfg.seed)
 
-    model = build_embedder(cfg.arch).to(memory_format=torch.channels_last)
+    model = build_embedder(cfg.arch)
+    if cfg.init_from:
+        model.load_state_dict(load_file(cfg.init_from))
+        log.info("initialised from %s", cfg.init_from)
+    model = model.to(memory_format=torch.channels_last)
     heads = AuxHeads(model.embedding_dim, len(train_w))
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

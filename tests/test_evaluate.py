@@ -111,15 +111,6 @@ def test_cli_split_from_card(tmp_path):
     assert result["n_writers"] == 2 and result["n_genuine"] == 2 * 4
 
 
-def test_clean_without_cleaning_weights_exits_nonzero(tmp_path):
-    if list(default_weights_path().parent.glob("cyclegan*.safetensors")):
-        pytest.skip("cleaning weights exist: --clean is no longer refused")
-    manifest = write_manifest(tmp_path / "data", n_writers=2, n_genuine=2, n_forged=0)
-    with pytest.raises(SystemExit) as exc:
-        main(["verification", "--manifest", str(manifest), "--clean"])
-    assert exc.value.code != 0 and "cleaning" in str(exc.value.code)
-
-
 def test_parser_has_verification_subcommand():
     args = build_parser().parse_args(["verification", "--manifest", "m.csv"])
     assert args.references_per_writer == 5 and args.command == "verification"
