@@ -130,7 +130,7 @@ def main() -> None:
     print(f"{'stage':<28}{'s/page':>10}{'pages/s':>10}")
     for stage, seconds in per_page.items():
         print(f"{stage:<28}{seconds:>10.3f}{(1 / seconds if seconds else float('inf')):>10.1f}")
-    print(f"{'sum of stages (1 core)':<28}{compute:>10.3f}{1 / compute:>10.1f}")
+    print(f"{'sum of stages (1 process)':<28}{compute:>10.3f}{1 / compute:>10.1f}")
     print(f"{'baseline: render only':<28}{per_page['render']:>10.3f}{1 / per_page['render']:>10.1f}")
     for name, seconds in (("pipeline in memory", in_memory), (f"pipeline {args.workers} workers", multi)):
         print(f"{name:<28}{seconds / args.pages:>10.3f}{args.pages / seconds:>10.1f}"
