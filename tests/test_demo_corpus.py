@@ -116,3 +116,16 @@ def test_bad_arguments(tmp_path: Path) -> None:
         make_demo_corpus(tmp_path, n_documents=0)
     with pytest.raises(ValueError, match="references per signer"):
         make_demo_corpus(tmp_path, references_per_signer=0)
+
+
+def test_write_signature_manifest_layout(tmp_path):
+    import csv
+
+    from transforms.demo_corpus import write_signature_manifest
+
+    manifest = write_signature_manifest(tmp_path, n_writers=2, n_genuine=3, n_forged=1, height=40)
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8 and {r["writer"] for r in rows} == {"w0", "w1"}
+    assert sum(r["label"] == "forged" for r in rows) == 2
+    assert all((tmp_path / r["path"]).is_file() for r in rows)

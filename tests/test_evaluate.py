@@ -1,11 +1,9 @@
 """The verification evaluation: protocol on hand-made embeddings, CLI on a tiny synthetic manifest."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +13,7 @@ from models.evaluate import build_parser, main, protocol_scores, summarize
 from models.signet import build_embedder
 from models.verification import Calibration
 from models.weights import default_weights_path, load_embedder, save_embedder
-from transforms.synth_signature import draw_signature, make_style
+from transforms.demo_corpus import write_signature_manifest
 
 
 def sample(writer: str, label: str, name: str) -> Sample:
@@ -61,25 +59,6 @@ def test_summarize_fields():
         assert out[key] is not None
 
 
-def write_manifest(root: Path, n_writers: int = 3, n_genuine: int = 7, n_forged: int = 2) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for w in range(n_writers):
-        style = make_style(rng)
-        for label, n in (("genuine", n_genuine), ("forged", n_forged)):
-            for i in range(n):
-                rel = f"w{w}/{label}/{i:02d}.png"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(root / rel), draw_signature(style, rng, height=60, forged=label == "forged"))
-                rows.append({"path": rel, "dataset": "synthetic", "writer": f"w{w}", "label": label, "medium": "x"})
-    manifest = root / "manifest.csv"
-    with manifest.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
-
-
 def tiny_weights(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     cal = Calibration(match=0.5, mismatch=1.0, center=0.75, slope=5.0)
@@ -89,7 +68,7 @@ def tiny_weights(tmp_path: Path) -> Path:
 
 
 def test_cli_writes_json(tmp_path, capsys):
-    manifest = write_manifest(tmp_path / "data")
+    manifest = write_signature_manifest(tmp_path / "data")
     weights = tiny_weights(tmp_path)
     out = tmp_path / "out" / "verification.json"
     assert main(["verification", "--manifest", str(manifest), "--weights", str(weights), "--json", str(out)]) == 0
@@ -102,7 +81,7 @@ def test_cli_writes_json(tmp_path, capsys):
 
 
 def test_cli_split_from_card(tmp_path):
-    manifest = write_manifest(tmp_path / "data")
+    manifest = write_signature_manifest(tmp_path / "data")
     weights = tiny_weights(tmp_path)
     out = tmp_path / "v.json"
     main(["verification", "--manifest", str(manifest), "--weights", str(weights), "--split", "validation",

@@ -1,39 +1,16 @@
 """A tiny training run on synthetic signatures: checkpoints, resume, export with a model card."""
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
-
-import cv2
-import numpy as np
 
 from models.train_signet import TrainConfig, lr_at, main
 from models.verification import Calibration
 from models.weights import load_embedder
-from transforms.synth_signature import draw_signature, make_style
-
-
-def write_manifest(root: Path, n_writers: int = 4, n_genuine: int = 6, n_forged: int = 2) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for w in range(n_writers):
-        style = make_style(rng)
-        for label, n in (("genuine", n_genuine), ("forged", n_forged)):
-            for i in range(n):
-                rel = f"w{w}/{label}{i}.png"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(root / rel), draw_signature(style, rng, height=50, forged=label == "forged"))
-                rows.append({"path": rel, "dataset": "synth", "writer": f"w{w}", "label": label})
-    with (root / "manifest.csv").open("w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
-    return root / "manifest.csv"
+from transforms.demo_corpus import write_signature_manifest
 
 
 def test_train_stop_resume_export(tmp_path, capsys):
-    manifest = write_manifest(tmp_path / "data")
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
     out = tmp_path / "run"
     common = ["--out", str(out), "--threads", "1"]
     # a time cap of ~0 stops at once: a checkpoint is still written and can be resumed

@@ -95,6 +95,36 @@ def _images(slots: Sequence[SignatureSlot], styles: Mapping[str, SignatureStyle]
             for i, s in enumerate(slots)]
 
 
+def write_signature_manifest(root: Path, n_writers: int = 3, n_genuine: int = 7, n_forged: int = 2,
+                             height: int = 60, seed: int = 0) -> Path:
+    """A small signature collection in the layout of the shared data's manifest, for tests and demos.
+
+    Writes ``root/w<k>/<label>/<i>.png`` (drawn synthetic writers, forgeries imitating them) and
+    ``root/manifest.csv`` with columns ``path`` (relative to root), ``dataset``, ``writer``, ``label``,
+    ``medium``; returns the manifest's path.
+    """
+    if n_writers < 1 or n_genuine < 1 or n_forged < 0:
+        raise ValueError(f"need >= 1 writer and genuine image and >= 0 forgeries, got "
+                         f"{n_writers}, {n_genuine}, {n_forged}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w in range(n_writers):
+        style = make_style(rng)
+        for label, n in (("genuine", n_genuine), ("forged", n_forged)):
+            for i in range(n):
+                rel = f"w{w}/{label}/{i:02d}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / rel), draw_signature(style, rng, height=height, forged=label == "forged"))
+                rows.append({"path": rel, "dataset": "synthetic", "writer": f"w{w}", "label": label,
+                             "medium": "paper"})
+    manifest = root / "manifest.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
 def make_sample_contract(rng: np.random.Generator, *, styles: Mapping[str, SignatureStyle] | None = None,
                          scanned: bool = True, n_pages: int = 1, forged_ids: Sequence[str] = (),
                          missing_ids: Sequence[str] = (), dpi: int = 150) -> tuple[bytes, list[PlacedSignature]]:
