@@ -3,7 +3,6 @@ ReadDocuments -> RenderPages -> FindSignatures -> CleanSignatures -> Verify -> W
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from functools import partial
@@ -14,7 +13,7 @@ import apache_beam as beam
 from models.clean import default_cleaner_path
 from models.detect import DEFAULT_DETECTOR_PATH
 from models.verification import Calibration
-from models.weights import card_path, default_weights_path, load_card
+from models.weights import default_weights_path, load_card
 from pipeline.clean import CleanSignatures
 from pipeline.detect import CLASSICAL, FindSignatures
 from pipeline.elements import ErrorRecord
@@ -48,7 +47,7 @@ def resolve_models(config: AuditConfig) -> AuditConfig:
         raise ValueError(f"--detector model needs detector weights, not found: {detector_weights}")
     clean = config.clean
     if clean is None:
-        clean = Path(cleaner_weights).is_file() and bool(_card(cleaner_weights).get("pipeline_default", False))
+        clean = Path(cleaner_weights).is_file() and bool(load_card(cleaner_weights).get("pipeline_default", False))
         if not clean:
             LOGGER.info("cleaning is off (weights %s absent, or their card does not turn it on by default: "
                         "it did not improve verification on validation writers); --clean turns it on",
@@ -60,14 +59,10 @@ def resolve_models(config: AuditConfig) -> AuditConfig:
                                detector_weights=detector_weights, cleaner_weights=cleaner_weights)
 
 
-def _card(weights: str) -> dict:
-    return json.loads(card_path(weights).read_text())
-
-
 def model_versions(config: AuditConfig) -> str:
     """The versions of every model a run uses, as one comparable string (resolved config)."""
-    detector = _card(config.detector_weights)["model_version"] if config.detector == "model" else CLASSICAL
-    cleaner = _card(config.cleaner_weights)["model_version"] if config.clean else "none"
+    detector = load_card(config.detector_weights)["model_version"] if config.detector == "model" else CLASSICAL
+    cleaner = load_card(config.cleaner_weights)["model_version"] if config.clean else "none"
     return f"detector={detector};cleaner={cleaner};embedder={load_card(config.weights)['model_version']}"
 
 
@@ -98,7 +93,7 @@ def _expected_match(element: tuple[str, dict]) -> bool:
 def _find_signatures(config: AuditConfig) -> FindSignatures:
     if config.detector == "classical":
         return FindSignatures("classical")
-    card = _card(config.detector_weights)
+    card = load_card(config.detector_weights)
     handler = DetectorHandler(config.detector_weights, device=config.device,
                               max_batch_size=min(config.batch_size, DETECTOR_BATCH))
     return FindSignatures("model", handler, int(card["input_size"]), card["model_version"])
