@@ -22,7 +22,7 @@ from pipeline.expected import read_expected
 from pipeline.options import AuditConfig, parse_args
 from pipeline.reports import RunInfo, replace_partitions
 from pipeline.review import write_review
-from pipeline.runner import make_runner
+from pipeline.runner import make_runner, worker_model_threads
 from pipeline.summary import processed_documents, summarize
 
 LOGGER = logging.getLogger("sigaudit")
@@ -48,6 +48,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     config, beam_args = parse_args(argv)
     config = resolve_models(with_demo_corpus(config))
     options = PipelineOptions(beam_args)
+    config = dataclasses.replace(config, model_threads=worker_model_threads(options, config.model_threads))
     options.view_as(SetupOptions).save_main_session = save_main_session
     expected = read_expected(config.expected)
     skip = {}
@@ -64,7 +65,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
         replaced = replace_partitions(config.output, RunInfo(config.run_id, config.run_date))
         if replaced:
             LOGGER.info("replaced %d report files of earlier runs of %s", replaced, config.run_date)
-        review = write_review(config.output, config.run_date, config.run_id, config.references)
+        if config.review:
+            review = write_review(config.output, config.run_date, config.run_id, config.references)
     if "://" not in config.output:
         print(summarize(config.output, config.run_date, config.run_id))
         if review:

@@ -1,6 +1,6 @@
 """End-to-end throughput of the audit on a generated scanned-contract corpus, beside its stages' own compute.
 
-    python -m benchmarks.throughput [--pages 40] [--workers 2] [--out /tmp/sigaudit_bench]
+    python -m benchmarks.throughput [--pages 40] [--workers 2] [--clean] [--out /tmp/sigaudit_bench]
 
 The corpus: image-only ("scanned") one-page contract PDFs at 200 DPI, one signature per page, and a
 reference bank. It prints, as a table:
@@ -8,8 +8,10 @@ reference bank. It prints, as a table:
   the pipeline uses (render, detect, clean, preprocess + embed), and their sum;
 - a baseline that only renders the pages;
 - the whole pipeline on the DirectRunner (FnApiRunner), in memory and with ``--workers`` processes:
-  pages/s end to end, its ratio to the summed stage compute, and the peak RSS (this process and its
-  worker processes).
+  pages/s end to end, its ratio to the summed stage compute, the share of the review page, and the
+  peak RSS (this process and its worker processes);
+- the marginal cost of a page in memory: the run on the whole corpus against a run on its first half,
+  which separates the per-page cost from the fixed start-up of a run (model loading, runner set-up).
 """
 from __future__ import annotations
 
@@ -107,23 +109,53 @@ def peak_rss_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
+def review_seconds(output: Path) -> float:
+    """Wall seconds of writing the review page again for the finished run in ``output``."""
+    from pipeline.review import write_review
+    from pipeline.summary import read_table
+
+    run_date = next((output / "documents").glob("run_date=*")).name.split("=", 1)[1]
+    run_id = read_table(str(output), "documents", run_date).column("run_id")[0].as_py()
+    start = time.perf_counter()
+    write_review(str(output), run_date, run_id, str(output.parent / "corpus" / "references"))
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the second run (0: skip it)")
     parser.add_argument("--out", default="/tmp/sigaudit_bench")
     parser.add_argument("--detector", default="auto", choices=("auto", "model", "classical"))
+    parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=None,
+                        help="clean the crops (default: as the shipped cleaner's card says)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.out)
     documents, references = make_corpus(root / "corpus", args.pages)
-    config = resolve_models(AuditConfig(inputs=(str(documents),), detector=args.detector))
+    config = resolve_models(AuditConfig(inputs=(str(documents),), detector=args.detector, clean=args.clean))
     per_page = stage_times(documents, config)
     compute = sum(per_page.values())
-    in_memory = pipeline_run(documents, references, root / "out_mem", ["--detector", config.detector])
-    multi = pipeline_run(documents, references, root / "out_multi", [
-        "--detector", config.detector, "--direct_running_mode=multi_processing",
-        f"--direct_num_workers={args.workers}"])
+    flags = ["--detector", config.detector, "--clean" if config.clean else "--no-clean"]
+    half = root / "corpus" / "half"
+    shutil.rmtree(half, ignore_errors=True)
+    half.mkdir()
+    for path in sorted(documents.glob("*.pdf"))[: args.pages // 2]:
+        shutil.copyfile(path, half / path.name)
+    warm = root / "corpus" / "warm"
+    shutil.rmtree(warm, ignore_errors=True)
+    warm.mkdir()
+    shutil.copyfile(sorted(documents.glob("*.pdf"))[0], warm / "warm.pdf")
+    pipeline_run(warm, references, root / "out_warm", flags)  # one-time imports and caches of this process
+    half_seconds = pipeline_run(half, references, root / "out_half", flags)
+    runs = {"pipeline in memory": pipeline_run(documents, references, root / "out_mem", flags)}
+    review = review_seconds(root / "out_mem")
+    # marginal cost of a page: the second half of the corpus, beyond the fixed start-up of a run
+    marginal = (runs["pipeline in memory"] - half_seconds) / (args.pages - args.pages // 2)
+    startup = half_seconds - marginal * (args.pages // 2)
+    if args.workers > 0:
+        runs[f"pipeline {args.workers} workers"] = pipeline_run(documents, references, root / "out_multi", [
+            *flags, "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
     rss_self, rss_child = peak_rss_mb()
     print(f"corpus: {args.pages} scanned one-page contracts at {DPI} DPI; detector={config.detector}, "
           f"clean={config.clean}")
@@ -132,9 +164,14 @@ def main() -> None:
         print(f"{stage:<28}{seconds:>10.3f}{(1 / seconds if seconds else float('inf')):>10.1f}")
     print(f"{'sum of stages (1 process)':<28}{compute:>10.3f}{1 / compute:>10.1f}")
     print(f"{'baseline: render only':<28}{per_page['render']:>10.3f}{1 / per_page['render']:>10.1f}")
-    for name, seconds in (("pipeline in memory", in_memory), (f"pipeline {args.workers} workers", multi)):
+    for name, seconds in runs.items():
         print(f"{name:<28}{seconds / args.pages:>10.3f}{args.pages / seconds:>10.1f}"
               f"   overhead x{seconds / args.pages / compute:.2f} of the stages' compute")
+    print(f"{'  of which the review page':<28}{review / args.pages:>10.3f}"
+          f"   (in-memory run without it: x{(runs['pipeline in memory'] - review) / args.pages / compute:.2f})")
+    print(f"{'in memory, per extra page':<28}{marginal:>10.3f}{1 / marginal:>10.1f}"
+          f"   overhead x{marginal / compute:.2f} of the stages' compute (run on {args.pages // 2} vs "
+          f"{args.pages} pages; fixed start-up of a run about {startup:.1f} s)")
     print(f"peak RSS: main process {rss_self:.0f} MB, largest worker {rss_child:.0f} MB")
 
 

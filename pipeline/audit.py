@@ -95,7 +95,7 @@ def _find_signatures(config: AuditConfig) -> FindSignatures:
         return FindSignatures("classical")
     card = load_card(config.detector_weights)
     handler = DetectorHandler(config.detector_weights, device=config.device,
-                              max_batch_size=min(config.batch_size, DETECTOR_BATCH))
+                              max_batch_size=min(config.batch_size, DETECTOR_BATCH), threads=config.model_threads)
     return FindSignatures("model", handler, int(card["input_size"]), card["model_version"])
 
 
@@ -109,7 +109,8 @@ def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tu
     config = resolve_models(config)
     run = RunInfo(config.run_id, config.run_date, model_versions(config))
     card = load_card(config.weights)
-    embedder = EmbedderHandler(config.weights, device=config.device, max_batch_size=config.batch_size)
+    embedder = EmbedderHandler(config.weights, device=config.device, max_batch_size=config.batch_size,
+                               threads=config.model_threads)
 
     read = p | "ReadDocuments" >> ReadDocuments(config.inputs, skip=skip)
     rendered = read["documents"] | "RenderPages" >> RenderPages(config.dpi, config.max_pages, config.max_pixels)
@@ -118,7 +119,7 @@ def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tu
     if config.clean:
         regions = regions | "CleanSignatures" >> CleanSignatures(
             CleanerHandler(config.cleaner_weights, device=config.device,
-                           max_batch_size=min(config.batch_size, CLEANER_BATCH)))
+                           max_batch_size=min(config.batch_size, CLEANER_BATCH), threads=config.model_threads))
 
     error_parts = [read["errors"], rendered["errors"], found["errors"]]
     if config.references:

@@ -29,12 +29,15 @@ class _CardModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modu
     NAME = "model"
 
     def __init__(self, weights_path: str | None = None, device: str = "auto", max_batch_size: int = 32,
-                 min_batch_size: int = 1) -> None:
+                 min_batch_size: int = 1, threads: int = 0) -> None:
         if not 1 <= min_batch_size <= max_batch_size:
             raise ValueError(f"batch sizes must satisfy 1 <= min <= max, got {min_batch_size}, {max_batch_size}")
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = torch's default), got {threads}")
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self._weights_path = weights_path
         self._device_name = device
+        self._threads = threads
         self._device: torch.device | None = None
 
     def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -44,6 +47,8 @@ class _CardModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modu
         raise NotImplementedError(type(self))
 
     def load_model(self) -> torch.nn.Module:
+        if self._threads:  # per worker process: a local multi-processing run shares the cores
+            torch.set_num_threads(self._threads)
         self._device = resolve_device(self._device_name)
         model, card = self._load(self._device)
         model.sigaudit_card = card  # the card travels with the model (thresholds, input size)

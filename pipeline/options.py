@@ -37,6 +37,8 @@ class AuditConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     demo_seed: int = 0
     skip_processed: bool = False
+    review: bool = True  # write the auditor's static review page after a successful run
+    model_threads: int = 0  # torch threads per worker process for inference; 0 = torch's default
 
     def __post_init__(self) -> None:
         if not 50 <= self.dpi <= 600:
@@ -49,6 +51,8 @@ class AuditConfig:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if not 0 <= self.model_threads <= 256:
+            raise ValueError(f"model_threads must be 0..256, got {self.model_threads}")
         if not 1 <= self.batch_size <= 1024:
             raise ValueError(f"batch_size must be 1..1024, got {self.batch_size}")
         try:
@@ -106,10 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "default: the shipped models/weights/signet_s4.safetensors")
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="largest model batch (RunInference batches up to this size)")
+    parser.add_argument("--model_threads", type=int, default=0,
+                        help="torch threads per worker process for model inference; 0 = torch's default, "
+                             "except that a local --direct_running_mode=multi_processing run shares the "
+                             "machine's cores among its --direct_num_workers")
     parser.add_argument("--demo_seed", type=int, default=0, help="seed of the built-in demo corpus")
     parser.add_argument("--skip_processed", action="store_true",
                         help="skip files whose document_id an earlier run_date's documents report shows "
                              "processed ok with the same model versions (they get a 'skipped' row)")
+    parser.add_argument("--review", action=argparse.BooleanOptionalAction, default=True,
+                        help="after a successful run, write the auditor's static review page "
+                             "OUTPUT/review/run_date=YYYY-MM-DD/index.html (it embeds every crop and page "
+                             "thumbnail: --no-review skips it for very large runs)")
     return parser
 
 

@@ -1,7 +1,9 @@
 """Choosing the Beam runner without depending on the Prism binary download."""
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+import os
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
@@ -23,3 +25,16 @@ def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+def worker_model_threads(options: PipelineOptions, requested: int = 0, cpu_count: int | None = None) -> int:
+    """Torch threads per worker process: ``requested`` when set (> 0); for a local multi-processing run,
+    the machine's cores shared among its workers (so that N workers do not each start a thread per core
+    and oversubscribe the CPU); otherwise 0, torch's default."""
+    if requested > 0:
+        return requested
+    direct = options.view_as(DirectOptions)
+    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS and direct.direct_running_mode == "multi_processing":
+        workers = max(1, direct.direct_num_workers or 1)
+        return max(1, (cpu_count or os.cpu_count() or 1) // workers)
+    return 0

@@ -62,6 +62,22 @@ def test_handler_loads_saved_weights_and_falls_back_to_cpu(tmp_path, caplog):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_handler_sets_the_worker_threads_when_asked(tmp_path):
+    model = build_embedder("signet_s4")
+    card = {"arch": "signet_s4", "model_version": "test-1", "calibration": Calibration(0.5, 1.0, 0.75, 8.0).to_card()}
+    path = save_embedder(model, card, tmp_path / "w.safetensors")
+    before = torch.get_num_threads()
+    try:
+        EmbedderHandler(str(path), device="cpu", threads=1).load_model()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    EmbedderHandler(str(path), device="cpu").load_model()  # 0: torch's default is left alone
+    assert torch.get_num_threads() == before
+
+
 def test_bad_batch_sizes_are_named():
     with pytest.raises(ValueError, match="got 8, 4"):
         EmbedderHandler(max_batch_size=4, min_batch_size=8)
+    with pytest.raises(ValueError, match="got -1"):
+        EmbedderHandler(threads=-1)

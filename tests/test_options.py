@@ -10,6 +10,7 @@ def test_defaults_and_beam_args_pass_through():
     assert config.dpi == 150 and config.max_pages == 500 and config.output == "out"
     assert beam_args == ["--runner", "DirectRunner", "--direct_num_workers=2"]
     assert len(config.run_id) == 12
+    assert config.review is True and parse_args(["--no-review"])[0].review is False
 
 
 def test_input_flag_repeats_and_extends():

@@ -115,6 +115,13 @@ def test_missing_pattern_is_an_error_row_not_a_crash(tmp_path):
     errors = read_table(str(output), "errors", RUN_DATE).to_pylist()
     assert [e["error_kind"] for e in errors] == ["no_match"]
     assert read_table(str(output), "documents", RUN_DATE).num_rows == 0
+    assert (output / "review" / f"run_date={RUN_DATE}" / "index.html").is_file()
+
+
+def test_no_review_writes_the_reports_but_no_review_page(tmp_path):
+    output = _run(tmp_path, "--input", str(tmp_path / "nowhere" / "*.pdf"), "--no-review")
+    assert read_table(str(output), "errors", RUN_DATE).num_rows == 1
+    assert not (output / "review").exists()
 
 
 def test_multiprocessing_rerun_gives_the_same_reports_and_replaces_the_partition(demo_run, tmp_path):
