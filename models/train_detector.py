@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from models.data import shared_data_dir
 from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, save_detector
@@ -68,6 +69,7 @@ class TrainConfig:
     giou_weight: float = 5.0
     signet_val_fraction: float = 0.2
     signet_seed: int = 1
+    init_from: str = ""  # detector safetensors to start from (a fine-tune); "" = random initialisation
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -189,6 +191,9 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     (cfg.out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("train %d real + %d synthetic pages, holdout %d", len(pages), len(synth), len(holdout))
     model = build_detector(cfg.arch)
+    if cfg.init_from and not resume:
+        model.load_state_dict(load_file(cfg.init_from), strict=True)
+        log.info("initialised from %s", cfg.init_from)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, best_ap = 0, 0.0, -1.0
     last = cfg.out / "last.pt"
@@ -261,7 +266,7 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
     model.eval()
     threshold, _ = best_threshold(preds, truth)
     card: dict[str, Any] = {
-        "arch": conf["arch"], "model_version": f"detector-{conf['arch']}-s{conf['seed']}-step{ck['step']}",
+        "arch": conf["arch"], "model_version": f"detector-{conf['arch']}-s{conf['seed']}{'-ft' if conf.get('init_from') else ''}-step{ck['step']}",
         "input_size": int(conf["input_size"]), "output_stride": OUTPUT_STRIDE, "preprocessing": "stretch",
         "score_threshold": threshold, "nms_iou": 0.5, "max_boxes": 20,
         "decode": "3x3 heatmap peaks, ltrb box distances, greedy NMS",
@@ -300,18 +305,21 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     p.add_argument("--synthetic", type=int, default=TrainConfig.synthetic, help="synthetic pages (0: none)")
     p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="linear warm-up steps")
+    p.add_argument("--init-from", default="", help="start from these detector weights (safetensors): a fine-tune")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt instead of training")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
     a = p.parse_args(argv)
     for name, value, lo in (("steps", a.steps, 1), ("batch", a.batch, 1), ("eval-every", a.eval_every, 1),
-                            ("threads", a.threads, 1), ("synthetic", a.synthetic, 0)):
+                            ("threads", a.threads, 1), ("synthetic", a.synthetic, 0), ("warmup", a.warmup, 1)):
         if value < lo:
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
     if a.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {a.minutes}")
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
-                      batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads)
+                      batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
+                      warmup=a.warmup, init_from=a.init_from)
     return cfg, a
 
 
