@@ -2,9 +2,11 @@
 
 Pages are kept as ``(S, S) uint8`` already stretched by the shared preprocessing (the same
 ``cv2.resize`` as ``transforms.detection_prep.prepare_page``), boxes as :class:`Box` lists.
-Augmentation (:func:`augment_page`) rotates by a multiple of 90 degrees (train pages come rotated, so
-the detector learns every orientation instead of correcting it first), flips, zooms and shifts with
-independent x/y scales, tilts a little, and changes contrast, blur, noise and JPEG quality.
+Real training pages can first be put upright (:func:`upright_pages`: the export's quarter turns and
+tilts undone, tilt-inflated boxes shrunk back, ``transforms.orientation``). Augmentation
+(:func:`augment_page`) rotates by a multiple of 90 degrees with a given probability (so the detector
+still finds signatures on turned pages), flips, zooms and shifts with independent x/y scales, tilts a
+little, and changes contrast, blur, noise and JPEG quality.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pymupdf
 from models.data import read_manifest, split_writers
 from transforms.boxes import Box
 from transforms.demo_corpus import make_sample_contract
+from transforms.orientation import estimate_orientation, upright_page
 from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
 from transforms.synth_signature import crop_to_ink
 from transforms.synth_text import COMPANIES, LABELS, TITLES, person_name, pick
@@ -53,6 +56,12 @@ def load_yolo_pages(images_dir: Path, labels_dir: Path, size: int | None = None)
         stems.append(path.stem)
         pages.append((_stretch(image, size) if size else image, load_yolo_labels(label)))
     return stems, pages
+
+
+def upright_pages(pages: Sequence[Page]) -> list[Page]:
+    """Each ``(page, boxes)`` turned and rotated until its text lines are horizontal (or upside down),
+    its boxes moved along and shrunk back from tilted bounding boxes (``transforms.orientation``)."""
+    return [upright_page(page, boxes, estimate_orientation(page)) for page, boxes in pages]
 
 
 def training_signature_paths(manifest: Path, val_fraction: float, seed: int,
@@ -136,11 +145,13 @@ def _affine_boxes(boxes: Sequence[Box], m: np.ndarray, size: int, min_visible: f
     return out
 
 
-def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generator) -> Page:
-    """A randomly transformed copy of a square ``(S, S) uint8`` page and its boxes (see module doc)."""
+def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generator,
+                 quarter_turns: float = 0.5) -> Page:
+    """A randomly transformed copy of a square ``(S, S) uint8`` page and its boxes (see module doc);
+    ``quarter_turns``: the probability of a random turn by 0, 90, 180 or 270 degrees."""
     size = page.shape[0]
     c = size / 2.0
-    k = int(rng.integers(4)) if rng.random() < 0.5 else 0  # quarter turns (counter-clockwise)
+    k = int(rng.integers(4)) if rng.random() < quarter_turns else 0  # quarter turns (counter-clockwise)
     angle = 90.0 * k + float(rng.normal(0, 1.0))
     scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
     ratio = float(np.exp(rng.uniform(-0.12, 0.12)))

@@ -39,6 +39,7 @@ from models.detector_data import (
     load_yolo_pages,
     synthetic_pages,
     training_signature_paths,
+    upright_pages,
 )
 from models.evaluate_detection import AP_MIN_SCORE, predict_folder, score_predictions, yolo_pairs
 from models.weights import WEIGHTS_DIR
@@ -70,6 +71,8 @@ class TrainConfig:
     signet_val_fraction: float = 0.2
     signet_seed: int = 1
     init_from: str = ""  # detector safetensors to start from (a fine-tune); "" = random initialisation
+    upright: bool = False  # put the real training pages upright first (models.detector_data.upright_pages)
+    quarter_turns: float = 0.5  # probability of a random quarter turn in augmentation
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -108,7 +111,7 @@ def make_batch(pages: Sequence[Page], synthetic: Sequence[Page], cfg: TrainConfi
     for _ in range(cfg.batch):
         pool = synthetic if synthetic and rng.random() < cfg.synthetic_fraction else pages
         page, boxes = pool[int(rng.integers(len(pool)))]
-        image, moved = augment_page(page, boxes, rng)
+        image, moved = augment_page(page, boxes, rng, cfg.quarter_turns)
         heat, ltrb, weight = encode_targets(moved, grid, grid)
         xs.append(image.astype(np.float32) / 255.0)
         heats.append(heat)
@@ -151,6 +154,8 @@ def best_threshold(predictions: Sequence[Sequence], truth: Sequence[Sequence]) -
 def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[str, Any]]:
     root = shared_data_dir()
     stems, pages = load_yolo_pages(root / "detection/train/images", root / "detection/train/labels", cfg.input_size)
+    if cfg.upright:
+        pages = upright_pages(pages)
     train_idx, hold_idx = split_holdout(len(pages), cfg.holdout_fraction, cfg.seed)
     signet_card = WEIGHTS_DIR / "signet_s4.json"
     card_writers = json.loads(signet_card.read_text()).get("data", {}).get("train_writers") if signet_card.is_file() else None
@@ -259,7 +264,8 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
     model.load_state_dict(ck["model"])
     model.eval()
     cfg = dataclasses.replace(cfg, arch=conf["arch"], input_size=int(conf["input_size"]), seed=int(conf["seed"]),
-                              synthetic=int(conf["synthetic"]), holdout_fraction=float(conf["holdout_fraction"]))
+                              synthetic=int(conf["synthetic"]), holdout_fraction=float(conf["holdout_fraction"]),
+                              upright=bool(conf.get("upright", False)))
     pages, holdout, _, _ = _data(cfg)
     truth = [b for _, b in holdout]
     preds = _predict(model, holdout, cfg)
@@ -274,7 +280,9 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
                    "Measured on this 2-core CPU (batch 12, 384 px, shared load): depthwise-separable stages "
                    "trained about 3x slower per step than plain convs, so plain convs; stretch (not letterbox) "
                    "because the real training pages are stretched to square; rotated pages handled by "
-                   "quarter-turn augmentation, no orientation step."),
+                   "quarter-turn augmentation, no orientation step at inference."
+                   + (" The real training pages were put upright first (transforms.orientation: the export's "
+                      "quarter turns and tilts undone, tilt-inflated boxes shrunk back)." if cfg.upright else "")),
         "threshold_rule": "max F1 at IoU>=0.5 on the held-out train pages (0.05..0.95 by 0.01)",
         "holdout": score_predictions(preds, truth, threshold),
         "training": {"seed": conf["seed"], "command": conf["command"], "steps": int(ck["step"]),
@@ -307,6 +315,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
     p.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="linear warm-up steps")
     p.add_argument("--init-from", default="", help="start from these detector weights (safetensors): a fine-tune")
+    p.add_argument("--upright", action="store_true",
+                   help="put the real training pages upright first (undo the export's turns and tilts)")
+    p.add_argument("--quarter-turns", type=float, default=TrainConfig.quarter_turns,
+                   help="probability of a random quarter turn in augmentation")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt instead of training")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
@@ -315,11 +327,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                             ("threads", a.threads, 1), ("synthetic", a.synthetic, 0), ("warmup", a.warmup, 1)):
         if value < lo:
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
+    if not 0.0 <= a.quarter_turns <= 1.0:
+        raise ValueError(f"--quarter-turns must be a probability in [0, 1], got {a.quarter_turns}")
     if a.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {a.minutes}")
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
-                      warmup=a.warmup, init_from=a.init_from)
+                      warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns)
     return cfg, a
 
 

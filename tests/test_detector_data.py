@@ -67,3 +67,12 @@ def test_synthetic_page_boxes_sit_on_dark_ink(tmp_path: Path) -> None:
             assert page[y0:y1, x0:x1].min() < 150
             found += 1
     assert found >= 2
+
+
+def test_no_quarter_turns_keeps_wide_boxes_wide() -> None:
+    page = np.full((128, 128), 240, np.uint8)
+    page[60:70, 20:100] = 20
+    box = Box.from_pixels(20, 60, 100, 70, 128, 128)
+    for seed in range(8):
+        _, boxes = augment_page(page, [box], np.random.default_rng(seed), quarter_turns=0.0)
+        assert all(b.x1 - b.x0 > 2 * (b.y1 - b.y0) for b in boxes)
