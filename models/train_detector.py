@@ -311,6 +311,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--synthetic", type=int, default=TrainConfig.synthetic, help="synthetic pages (0: none)")
+    p.add_argument("--synthetic-fraction", type=float, default=TrainConfig.synthetic_fraction,
+                   help="share of a batch's pages drawn from the synthetic pages")
     p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
     p.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="linear warm-up steps")
@@ -327,13 +329,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                             ("threads", a.threads, 1), ("synthetic", a.synthetic, 0), ("warmup", a.warmup, 1)):
         if value < lo:
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
+    if not 0.0 <= a.synthetic_fraction <= 1.0:
+        raise ValueError(f"--synthetic-fraction must be in [0, 1], got {a.synthetic_fraction}")
     if not 0.0 <= a.quarter_turns <= 1.0:
         raise ValueError(f"--quarter-turns must be a probability in [0, 1], got {a.quarter_turns}")
     if a.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {a.minutes}")
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
-                      warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns)
+                      warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
+                      synthetic_fraction=a.synthetic_fraction)
     return cfg, a
 
 
