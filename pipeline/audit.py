@@ -25,8 +25,12 @@ from pipeline.reports import BuildDocumentRows, RunInfo, WriteReports, error_row
 from pipeline.verify import EnrollReferences, Verify
 
 LOGGER = logging.getLogger(__name__)
-CLEANER_BATCH = 16
-DETECTOR_BATCH = 8
+# Largest batches, set by measurement (python -m benchmarks.batch_sizes, 2 idle CPU cores, 2026-11-29):
+# detector pages/s 119 / 152 / 144 / 118 / 128 at batch 1 / 2 / 4 / 8 / 16; cleaner crops/s 101 / 126 / 129 /
+# 130 / 111; the embedder (--batch_size, default 32) 229 / 271 / 311 / 344 / 349 / 360 / 297 at 1..64.
+# RunInference's BatchElements adapts the batch below these caps.
+CLEANER_BATCH = 8
+DETECTOR_BATCH = 4
 
 
 def resolve_models(config: AuditConfig) -> AuditConfig:
