@@ -9,7 +9,7 @@ reference bank. It prints, as a table:
 - a baseline that only renders the pages;
 - the whole pipeline on the DirectRunner (FnApiRunner), in memory and with ``--workers`` processes:
   pages/s end to end, its ratio to the summed stage compute, the share of the review page, and the
-  peak RSS (this process and its worker processes);
+  peak RSS (this process and its worker processes together, sampled);
 - the marginal cost of a page in memory: the run on the whole corpus against a run on its first half,
   which separates the per-page cost from the fixed start-up of a run (model loading, runner set-up).
 """
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
+import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -103,10 +104,50 @@ def pipeline_run(documents: Path, references: Path, output: Path, extra: list[st
     return time.perf_counter() - start
 
 
-def peak_rss_mb() -> tuple[float, float]:
-    """Peak resident memory of this process and of its largest finished child process, in MB."""
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of process ``root`` and all its descendants now, in MB (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(stat[1]), []).append(int(entry))
+            rss[int(entry)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / 2**20
+
+
+class PeakRss:
+    """Samples the RSS of this process and its worker processes every ``every_s`` seconds in a thread:
+    ``with PeakRss() as peak: ...; peak.mb``. (getrusage's children figure would count each worker at its
+    parent's size: the fork before exec.)"""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.every_s, self.mb = every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.mb = max(self.mb, _tree_rss_mb(os.getpid()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def review_seconds(output: Path) -> float:
@@ -148,15 +189,16 @@ def main() -> None:
     shutil.copyfile(sorted(documents.glob("*.pdf"))[0], warm / "warm.pdf")
     pipeline_run(warm, references, root / "out_warm", flags)  # one-time imports and caches of this process
     half_seconds = pipeline_run(half, references, root / "out_half", flags)
-    runs = {"pipeline in memory": pipeline_run(documents, references, root / "out_mem", flags)}
+    with PeakRss() as peak_mem:
+        runs = {"pipeline in memory": pipeline_run(documents, references, root / "out_mem", flags)}
     review = review_seconds(root / "out_mem")
     # marginal cost of a page: the second half of the corpus, beyond the fixed start-up of a run
     marginal = (runs["pipeline in memory"] - half_seconds) / (args.pages - args.pages // 2)
     startup = half_seconds - marginal * (args.pages // 2)
     if args.workers > 0:
-        runs[f"pipeline {args.workers} workers"] = pipeline_run(documents, references, root / "out_multi", [
-            *flags, "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
-    rss_self, rss_child = peak_rss_mb()
+        with PeakRss() as peak_multi:
+            runs[f"pipeline {args.workers} workers"] = pipeline_run(documents, references, root / "out_multi", [
+                *flags, "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
     print(f"corpus: {args.pages} scanned one-page contracts at {DPI} DPI; detector={config.detector}, "
           f"clean={config.clean}")
     print(f"{'stage':<28}{'s/page':>10}{'pages/s':>10}")
@@ -172,7 +214,9 @@ def main() -> None:
     print(f"{'in memory, per extra page':<28}{marginal:>10.3f}{1 / marginal:>10.1f}"
           f"   overhead x{marginal / compute:.2f} of the stages' compute (run on {args.pages // 2} vs "
           f"{args.pages} pages; fixed start-up of a run about {startup:.1f} s)")
-    print(f"peak RSS: main process {rss_self:.0f} MB, largest worker {rss_child:.0f} MB")
+    print(f"peak RSS (sampled every 0.2 s; this process, which also holds the stage timing's models, and its "
+          f"workers together): in memory {peak_mem.mb:.0f} MB"
+          + (f", {args.workers} workers {peak_multi.mb:.0f} MB" if args.workers > 0 else ""))
 
 
 if __name__ == "__main__":
