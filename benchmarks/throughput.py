@@ -150,6 +150,15 @@ class PeakRss:
         self._thread.join()
 
 
+def copy_subset(paths: list[Path], folder: Path) -> Path:
+    """A fresh ``folder`` holding copies of ``paths``; returns ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in paths:
+        shutil.copyfile(path, folder / path.name)
+    return folder
+
+
 def review_seconds(output: Path) -> float:
     """Wall seconds of writing the review page again for the finished run in ``output``."""
     from pipeline.review import write_review
@@ -178,15 +187,9 @@ def main() -> None:
     per_page = stage_times(documents, config)
     compute = sum(per_page.values())
     flags = ["--detector", config.detector, "--clean" if config.clean else "--no-clean"]
-    half = root / "corpus" / "half"
-    shutil.rmtree(half, ignore_errors=True)
-    half.mkdir()
-    for path in sorted(documents.glob("*.pdf"))[: args.pages // 2]:
-        shutil.copyfile(path, half / path.name)
-    warm = root / "corpus" / "warm"
-    shutil.rmtree(warm, ignore_errors=True)
-    warm.mkdir()
-    shutil.copyfile(sorted(documents.glob("*.pdf"))[0], warm / "warm.pdf")
+    pdfs = sorted(documents.glob("*.pdf"))
+    half = copy_subset(pdfs[: args.pages // 2], root / "corpus" / "half")
+    warm = copy_subset(pdfs[:1], root / "corpus" / "warm")
     pipeline_run(warm, references, root / "out_warm", flags)  # one-time imports and caches of this process
     half_seconds = pipeline_run(half, references, root / "out_half", flags)
     with PeakRss() as peak_mem:
