@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from models.data import Sample, load_gray, read_manifest, split_writers
-from transforms.noise import add_document_noise
+from transforms.noise import add_document_noise, add_document_noise_with_target
 from transforms.yolo import load_yolo_labels
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,22 @@ def real_noisy_crops(detection_split: Path, longest: int, margin: float = 0.15) 
     return out
 
 
-def synthetic_pairs(clean: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> tuple[list[np.ndarray],
-                                                                                          list[np.ndarray]]:
-    """``n`` (noisy, clean) pairs: random clean images with ``add_document_noise`` (seeded)."""
+def synthetic_pairs(clean: Sequence[np.ndarray], n: int, rng: np.random.Generator,
+                    aligned: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n`` (noisy, clean) pairs: random clean images with ``add_document_noise`` (seeded).
+
+    ``aligned``: the clean target is turned by the noise's own small scanner rotation
+    (``add_document_noise_with_target``), so that the paired L1 term asks for removal, not for undoing
+    a turn the generator cannot see (which teaches it to erase strokes); False = the unturned image."""
     noisy, targets = [], []
     for i in range(n):
         c = clean[int(rng.integers(len(clean)))]
-        noisy.append(add_document_noise(c, rng))
-        targets.append(c)
+        if aligned:
+            x, t = add_document_noise_with_target(c, rng)
+        else:
+            x, t = add_document_noise(c, rng), c
+        noisy.append(x)
+        targets.append(t)
         if (i + 1) % 500 == 0:
             log.info("synthetic pairs: %d/%d", i + 1, n)
     return noisy, targets

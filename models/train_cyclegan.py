@@ -36,7 +36,7 @@ from models.cyclegan import (
 from models.data import read_manifest, shared_data_dir
 from models.evaluate_cleaning import psnr
 from models.weights import WEIGHTS_DIR
-from transforms.noise import add_document_noise
+from transforms.noise import add_document_noise, add_document_noise_with_target
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class TrainConfig:
     minutes: float = 0.0
     seed: int = 1
     threads: int = 2
+    aligned_targets: bool = True  # paired/monitor targets turned like their noisy crop (False: runs before 2026-11-29)
+    init_from: Path | None = None  # start all four networks from this run's last.pt (fine-tuning)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -122,6 +124,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, str | 
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "beta1", "lambda_cycle", "lambda_identity", "lambda_paired", "synthetic_share", "minutes"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+    p.add_argument("--aligned-targets", action=argparse.BooleanOptionalAction, default=d.aligned_targets,
+                   help="clean targets turned by the noise's own scanner rotation (default on)")
+    p.add_argument("--init-from", type=Path, default=None, metavar="LAST_PT",
+                   help="start the four networks from another run's last.pt (optimizers and step start fresh)")
     p.add_argument("--crop", type=int, nargs=2, default=list(d.crop), metavar=("H", "W"))
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--export", default=None, metavar="NAME",
@@ -142,9 +148,12 @@ def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[n
     monitor_w, fit_w = sorted(perm[:cfg.monitor_writers]), sorted(perm[cfg.monitor_writers:])
     clean = load_clean(cfg.manifest, fit_w, cfg.scale, cfg.n_clean, rng)
     real = real_noisy_crops(cfg.detection, cfg.scale)
-    syn_noisy, syn_clean = synthetic_pairs(clean, cfg.n_synthetic, rng)
+    syn_noisy, syn_clean = synthetic_pairs(clean, cfg.n_synthetic, rng, aligned=cfg.aligned_targets)
     mon_clean = load_clean(cfg.manifest, monitor_w, cfg.scale, 48, rng)
-    mon_noisy = [add_document_noise(c, rng) for c in mon_clean]
+    if cfg.aligned_targets:
+        mon_noisy, mon_clean = map(list, zip(*(add_document_noise_with_target(c, rng) for c in mon_clean), strict=True))
+    else:
+        mon_noisy = [add_document_noise(c, rng) for c in mon_clean]
     data = CleaningData(real, syn_noisy, syn_clean, clean, cfg.crop, cfg.batch_size, cfg.synthetic_share, cfg.seed)
     info = {"split_source": source, "n_train_writers": len(fit_w), "monitor_writers": monitor_w,
             "n_val_writers_excluded": len(val_w), "n_clean": len(clean), "n_real_noisy": len(real),
@@ -166,6 +175,11 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     pool_a, pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
     nets = {"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b}
     start, best = 0, -np.inf
+    if cfg.init_from is not None:
+        ck = torch.load(cfg.init_from, weights_only=True)
+        for k, net in nets.items():
+            net.load_state_dict(ck[k])
+        log.info("networks initialised from %s (step %s)", cfg.init_from, ck.get("step"))
     if resume and (cfg.out / "last.pt").is_file():
         ck = torch.load(cfg.out / "last.pt", weights_only=True)
         for k, net in nets.items():

@@ -96,11 +96,11 @@ def _expected_match(element: tuple[str, dict]) -> bool:
 
 def _find_signatures(config: AuditConfig) -> FindSignatures:
     if config.detector == "classical":
-        return FindSignatures("classical")
+        return FindSignatures("classical", thumbnails=config.review)
     card = load_card(config.detector_weights)
     handler = DetectorHandler(config.detector_weights, device=config.device,
                               max_batch_size=min(config.batch_size, DETECTOR_BATCH), threads=config.model_threads)
-    return FindSignatures("model", handler, int(card["input_size"]), card["model_version"])
+    return FindSignatures("model", handler, int(card["input_size"]), card["model_version"], thumbnails=config.review)
 
 
 def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tuple[str, ...]],

@@ -19,6 +19,7 @@ from transforms.boxes import Box
 from transforms.crops import crop_region
 from transforms.detection_prep import prepare_page
 from transforms.regions import find_signature_regions
+from transforms.thumbnail import thumbnail_jpeg
 
 LOGGER = logging.getLogger(__name__)
 STAGE = "FindSignatures"
@@ -26,11 +27,14 @@ ERRORS = "errors"
 CLASSICAL = "classical-v1"
 
 
-def regions_of(page: PageImage, boxes: Sequence[Box], detector: str) -> list[Region]:
-    """The regions of one page, best first, each with its crop."""
+def regions_of(page: PageImage, boxes: Sequence[Box], detector: str, thumbnails: bool = False) -> list[Region]:
+    """The regions of one page, best first, each with its crop; with ``thumbnails`` the first region also
+    carries a JPEG thumbnail of the page (made here, while the page is in memory, for the review page)."""
     ordered = sorted(boxes, key=lambda box: box.score, reverse=True)
+    thumb = thumbnail_jpeg(page.image) if thumbnails and ordered else None
     return [Region(page.source_path, page.document_id, page.page, index, box.x0, box.y0, box.x1, box.y1,
-                   page.dpi, detector, float(box.score), crop_region(page.image, box))
+                   page.dpi, detector, float(box.score), crop_region(page.image, box),
+                   page_thumb=thumb if index == 0 else None)
             for index, box in enumerate(ordered)]
 
 
@@ -43,12 +47,13 @@ def _failure(page: PageImage, exc: Exception) -> pvalue.TaggedOutput:
 class _FindClassical(beam.DoFn):
     """The classical OpenCV region finder (binarize, drop lines and printed text, group strokes, score)."""
 
-    def __init__(self) -> None:
+    def __init__(self, thumbnails: bool = False) -> None:
+        self._thumbnails = thumbnails
         self._regions = Metrics.counter("sigaudit", "regions")
 
     def process(self, page: PageImage) -> Iterator:
         try:
-            regions = regions_of(page, find_signature_regions(page.image, page.words), CLASSICAL)
+            regions = regions_of(page, find_signature_regions(page.image, page.words), CLASSICAL, self._thumbnails)
         except Exception as exc:  # never fatal: one bad page must not stop the run
             yield _failure(page, exc)
             return
@@ -68,14 +73,14 @@ class _PreparePage(beam.DoFn):
 
 
 class _RegionsFromDetections(beam.DoFn):
-    def __init__(self, detector: str) -> None:
-        self._detector = detector
+    def __init__(self, detector: str, thumbnails: bool = False) -> None:
+        self._detector, self._thumbnails = detector, thumbnails
         self._regions = Metrics.counter("sigaudit", "regions")
 
     def process(self, element: tuple[PageImage, PredictionResult]) -> Iterator:
         page, result = element
         try:
-            regions = regions_of(page, result.inference, self._detector)
+            regions = regions_of(page, result.inference, self._detector, self._thumbnails)
         except Exception as exc:
             yield _failure(page, exc)
             return
@@ -88,26 +93,29 @@ class FindSignatures(beam.PTransform):
 
     ``detector``: ``"classical"`` or ``"model"``; the model needs ``handler`` (a DetectorHandler),
     ``input_size`` (from its card) and ``version`` (the card's model_version, written to the reports).
+    ``thumbnails``: the first region of each page carries a JPEG thumbnail of the page (``page_thumb``),
+    so that the review page need not open and render the documents again.
     """
 
     def __init__(self, detector: str = "classical", handler: DetectorHandler | None = None,
-                 input_size: int | None = None, version: str | None = None) -> None:
+                 input_size: int | None = None, version: str | None = None, thumbnails: bool = False) -> None:
         super().__init__()
         if detector not in ("classical", "model"):
             raise ValueError(f"detector must be 'classical' or 'model', got {detector!r}")
         if detector == "model" and (handler is None or input_size is None or not version):
             raise ValueError("the model detector needs a handler, the card's input_size and its model_version")
         self._detector, self._handler, self._input_size, self._version = detector, handler, input_size, version
+        self._thumbnails = thumbnails
 
     def expand(self, pages: beam.PCollection) -> dict[str, beam.PCollection]:
         if self._detector == "classical":
-            found = pages | "Find" >> beam.ParDo(_FindClassical()).with_outputs(ERRORS, main="regions")
+            found = pages | "Find" >> beam.ParDo(_FindClassical(self._thumbnails)).with_outputs(ERRORS, main="regions")
             return {"regions": found.regions, "errors": found[ERRORS]}
         prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_size)).with_outputs(ERRORS, main="pages")
         found = (
             prepared.pages
             | "Detect" >> RunInference(KeyedModelHandler(self._handler))
-            | "Regions" >> beam.ParDo(_RegionsFromDetections(self._version)).with_outputs(ERRORS, main="regions")
+            | "Regions" >> beam.ParDo(_RegionsFromDetections(self._version, self._thumbnails)).with_outputs(ERRORS, main="regions")
         )
         errors = (prepared[ERRORS], found[ERRORS]) | "MergeErrors" >> beam.Flatten()
         return {"regions": found.regions, "errors": errors}

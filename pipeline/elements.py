@@ -61,6 +61,7 @@ class Region(NamedTuple):
     detector_score: float
     crop: np.ndarray  # (h, w) uint8, ink dark
     cleaned: np.ndarray | None = None  # the crop after CleanSignatures, same size; None when not cleaned
+    page_thumb: bytes | None = None  # JPEG thumbnail of the whole page, on the page's first region only (review)
 
     @property
     def verified_image(self) -> np.ndarray:

@@ -52,6 +52,7 @@ SIGNATURES_SCHEMA = pa.schema(_RUN_FIELDS + [
     pa.field("detector_score", pa.float32(), nullable=False),
     pa.field("crop_png", pa.binary(), nullable=False),
     pa.field("cleaned_png", pa.binary()),
+    pa.field("page_thumb_jpeg", pa.binary()),  # the page's JPEG thumbnail on its region 0 when --review; else null
 ])
 
 MATCHES_SCHEMA = pa.schema(_RUN_FIELDS + [
@@ -97,7 +98,8 @@ def signature_row(run: RunInfo, region: Region) -> dict[str, Any]:
             "page": region.page, "region": region.region, "x0": region.x0, "y0": region.y0, "x1": region.x1,
             "y1": region.y1, "dpi": region.dpi, "detector": region.detector,
             "detector_score": region.detector_score, "crop_png": encode_png(region.crop),
-            "cleaned_png": None if region.cleaned is None else encode_png(region.cleaned)}
+            "cleaned_png": None if region.cleaned is None else encode_png(region.cleaned),
+            "page_thumb_jpeg": region.page_thumb}
 
 
 def match_row(run: RunInfo, *, document_id: str, page: int, region: int, signer_id: str, distance: float,

@@ -92,13 +92,15 @@ def _data_uri(image: np.ndarray, jpeg: bool = False) -> str:
     return f"data:{mime};base64,{base64.b64encode(buffer.tobytes()).decode('ascii')}"
 
 
-def _decode(image_bytes: bytes | None) -> np.ndarray | None:
+def _decode(image_bytes: bytes | None, fit: tuple[int, int] | None = CROP_SIZE) -> np.ndarray | None:
     """``(h, w) uint8`` gray image decoded from ``image_bytes`` (any format OpenCV reads) and shrunk to
-    CROP_SIZE; None when absent or unreadable."""
+    ``fit`` (max width, height; None = as is); None when absent or unreadable."""
     if not image_bytes:
         return None
     image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return None if image is None or image.size == 0 else _fit(image, *CROP_SIZE)
+    if image is None or image.size == 0:
+        return None
+    return image if fit is None else _fit(image, *fit)
 
 
 def _img(image_bytes: bytes | None, caption: str, missing: str) -> str:
@@ -113,36 +115,52 @@ def _reason(exc: Exception) -> str:
     return f"{exc.kind}: {exc.message}" if isinstance(exc, DocumentError) else str(exc)
 
 
-def render_thumbnails(source_path: str, boxes: dict[int, list[tuple[int, Box, str]]]) -> dict[int, str]:
-    """``page -> <img> or placeholder HTML`` for each 1-based page of ``boxes``, re-rendered at THUMB_DPI,
-    THUMB_WIDTH px wide, its ``(region, box, decision)`` drawn. A document or page that cannot be read or
-    rendered gets a placeholder saying why; this never raises for bad files."""
+def _drawn_thumbnail(image: np.ndarray, page: int, regions: list[tuple[int, Box, str]]) -> str:
+    """``<img>`` of a gray page image fitted to THUMB_WIDTH with its ``(region, box, decision)`` drawn."""
+    thumb = cv2.cvtColor(_fit(image, THUMB_WIDTH, 10 * THUMB_WIDTH), cv2.COLOR_GRAY2BGR)
+    height, width = thumb.shape[:2]
+    for region, box, decision in regions:
+        x0, y0, x1, y1 = box.to_pixels(width, height)
+        cv2.rectangle(thumb, (x0, y0), (x1 - 1, y1 - 1), _BGR[decision], 2)
+        cv2.putText(thumb, str(region), (x0, max(y0 - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    _BGR[decision], 1, cv2.LINE_AA)
+    return f'<img src="{_data_uri(thumb, jpeg=True)}" alt="page {page}" width="{width}">'
+
+
+def render_thumbnails(source_path: str, boxes: dict[int, list[tuple[int, Box, str]]],
+                      stored: dict[int, bytes] | None = None) -> dict[int, str]:
+    """``page -> <img> or placeholder HTML`` for each 1-based page of ``boxes``, THUMB_WIDTH px wide, its
+    ``(region, box, decision)`` drawn. ``stored``: page thumbnails the run already made (the signatures
+    report's ``page_thumb_jpeg``); only the other pages are opened and rendered again, at THUMB_DPI.
+    A document or page that cannot be read or rendered gets a placeholder saying why; never raises."""
+    shown: dict[int, str] = {}
+    missing = []
+    for page, regions in boxes.items():
+        image = _decode((stored or {}).get(page), fit=None)
+        if image is None:
+            missing.append(page)
+        else:
+            shown[page] = _drawn_thumbnail(image, page, regions)
+    if not missing:
+        return shown
     try:
         with FileSystems.open(source_path, compression_type="uncompressed") as handle:
             data = handle.read()
         doc = open_pdf(data)
     except (OSError, DocumentError) as exc:  # BeamIOError is an OSError
         LOGGER.warning("review: cannot open %s: %s", source_path, exc)
-        return {page: _placeholder(f"page {page} not shown: {_reason(exc)}") for page in boxes}
-    shown = {}
+        return {**shown, **{page: _placeholder(f"page {page} not shown: {_reason(exc)}") for page in missing}}
     try:
-        for page, regions in boxes.items():
+        for page in missing:
             try:
                 image = render_page(doc, page - 1, dpi=THUMB_DPI, max_pixels=THUMB_MAX_PIXELS, min_dpi=THUMB_DPI).image
             except (DocumentError, ValueError) as exc:
                 shown[page] = _placeholder(f"page {page} not shown: {_reason(exc)}")
                 continue
-            thumb = cv2.cvtColor(_fit(image, THUMB_WIDTH, 10 * THUMB_WIDTH), cv2.COLOR_GRAY2BGR)
-            height, width = thumb.shape[:2]
-            for region, box, decision in regions:
-                x0, y0, x1, y1 = box.to_pixels(width, height)
-                cv2.rectangle(thumb, (x0, y0), (x1 - 1, y1 - 1), _BGR[decision], 2)
-                cv2.putText(thumb, str(region), (x0, max(y0 - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                            _BGR[decision], 1, cv2.LINE_AA)
-            shown[page] = f'<img src="{_data_uri(thumb, jpeg=True)}" alt="page {page}" width="{width}">'
+            shown[page] = _drawn_thumbnail(image, page, boxes[page])
     finally:
         doc.close()
-    return shown
+    return {page: shown[page] for page in boxes}
 
 
 class _References:
@@ -290,7 +308,8 @@ def _document_html(anchor: str, doc: dict, priority: int, outcomes: dict[str, st
                     for s in page_sigs if (box := _box(s)) is not None] for page, page_sigs in by_page.items()}
     if not boxes and doc["status"] == "ok" and doc["page_count"] and doc["expected_signers"]:
         boxes = {doc["page_count"]: []}  # no region found: show the last page, where signatures usually are
-    thumbs = render_thumbnails(doc["source_path"], boxes) if boxes else {}
+    stored = {s["page"]: s["page_thumb_jpeg"] for s in sigs if s.get("page_thumb_jpeg")}
+    thumbs = render_thumbnails(doc["source_path"], boxes, stored) if boxes else {}
     for page, thumb in thumbs.items():
         caption = f"page {page}" if by_page.get(page) else f"page {page}: no signature region found"
         cards = "".join(_region_html(s, matches.get((page, s["region"]), []), references) for s in by_page[page])

@@ -51,3 +51,18 @@ def test_training_writers_fall_back_to_the_signet_split(tmp_path):
     card.write_text('{"data": {"val_writers": ["w1", "w2", "w3"]}}')
     train, val, source = training_writers(samples, card)
     assert val == ["w1", "w2", "w3"] and len(train) == 7 and source == str(card)
+
+
+def test_synthetic_pairs_aligned_targets_are_turned_like_their_noisy_crop():
+    clean = [np.full((64, 128), 255, np.uint8) for _ in range(3)]
+    for c in clean:
+        c[20:44, 30:100] = 0
+    noisy_a, targets_a = synthetic_pairs(clean, 12, np.random.default_rng(5), aligned=True)
+    noisy_u, targets_u = synthetic_pairs(clean, 12, np.random.default_rng(5), aligned=False)
+    assert all(np.array_equal(a, b) for a, b in zip(noisy_a, noisy_u, strict=True))  # same noise either way
+    assert all(any(t is c for c in clean) for t in targets_u)  # unaligned: the clean image itself
+    turned = [i for i, (a, u) in enumerate(zip(targets_a, targets_u, strict=True)) if not np.array_equal(a, u)]
+    assert turned  # some pairs had a scanner turn, and only their targets moved
+    for i in turned:
+        assert (np.abs(targets_a[i].astype(int) - noisy_a[i]) < 100).mean() > \
+            (np.abs(targets_u[i].astype(int) - noisy_a[i]) < 100).mean()

@@ -70,6 +70,19 @@ def test_model_detector_crops_its_boxes_best_first():
         assert_that(out["errors"], equal_to([]), label="errors")
 
 
+@pytest.mark.parametrize("thumbnails", [True, False])
+def test_thumbnails_ride_on_each_page_s_first_region_only(thumbnails):
+    def thumb_size(region):
+        if region.page_thumb is None:
+            return region.region, None
+        return region.region, cv2.imdecode(np.frombuffer(region.page_thumb, np.uint8), cv2.IMREAD_GRAYSCALE).shape
+
+    with local_pipeline() as p:
+        out = p | beam.Create([_page(True)]) | FindSignatures("model", FixedDetector(), 64, "det-1", thumbnails=thumbnails)
+        expected = [(0, (366, 283) if thumbnails else None), (1, None)]  # 1100 x 850 page, whole factor 3
+        assert_that(out["regions"] | beam.Map(thumb_size), equal_to(expected), label="thumbs")
+
+
 def test_model_detector_needs_its_card_values():
     with pytest.raises(ValueError, match="needs a handler"):
         FindSignatures("model")

@@ -9,6 +9,7 @@ import pytest
 from transforms.noise import (
     NOISE_KINDS,
     add_document_noise,
+    add_document_noise_with_target,
     add_form_box,
     add_printed_text,
     add_ruled_line,
@@ -73,6 +74,22 @@ def test_document_noise_composes(kinds: tuple[str, ...] | None, crop: np.ndarray
     b = add_document_noise(crop, np.random.default_rng(1), kinds=kinds)
     assert a.shape == crop.shape and a.dtype == np.uint8 and np.array_equal(a, b)
     assert not np.array_equal(a, crop)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noise_with_target_is_the_same_noise_and_an_aligned_target(seed: int, crop: np.ndarray) -> None:
+    noisy, target = add_document_noise_with_target(crop, np.random.default_rng(seed), kinds=("line", "scan"))
+    assert np.array_equal(noisy, add_document_noise(crop, np.random.default_rng(seed), kinds=("line", "scan")))
+    assert target.shape == crop.shape and target.dtype == np.uint8
+    assert not np.array_equal(target, crop)  # the scan's turn moved the clean image too
+    # the turned target lines up with the noisy strokes better than the unturned crop does
+    ink = noisy < 100
+    assert (target[ink] < 128).mean() > (crop[ink] < 128).mean()
+
+
+def test_noise_with_target_without_scan_keeps_the_crop(crop: np.ndarray) -> None:
+    noisy, target = add_document_noise_with_target(crop, np.random.default_rng(3), kinds=("stamp", "text"))
+    assert np.array_equal(target, crop) and not np.array_equal(noisy, crop)
 
 
 def test_bad_input_raises(crop: np.ndarray) -> None:

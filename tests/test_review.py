@@ -1,6 +1,7 @@
 """The review page, written from small reports built on the fly, and opened in headless Chromium."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import shutil
@@ -156,6 +157,23 @@ def test_thumbnails_of_bad_files_are_placeholders(tmp_path: Path, reports: tuple
     shown = render_thumbnails(str(reports[0].parent / "docs" / "review.pdf"), {1: box, 9: box})
     assert shown[1].startswith('<img src="data:image/jpeg;base64,') and 'width="300"' in shown[1]
     assert "page 9 not shown" in shown[9]
+
+
+def test_stored_thumbnails_are_used_without_opening_the_document(tmp_path: Path) -> None:
+    from transforms.thumbnail import thumbnail_jpeg
+
+    page = np.full((2200, 1700), 255, np.uint8)
+    box = [(0, Box(0.1, 0.1, 0.4, 0.2), "mismatch")]
+    # the file does not exist: only page 2, which has no stored thumbnail, needs it
+    shown = render_thumbnails(str(tmp_path / "gone.pdf"), {1: box, 2: box}, {1: thumbnail_jpeg(page)})
+    assert shown[1].startswith('<img src="data:image/jpeg;base64,') and 'width="283"' in shown[1]
+    assert "page 2 not shown" in shown[2]
+    assert list(shown) == [1, 2]
+    drawn = render_thumbnails(str(tmp_path / "gone.pdf"), {1: box}, {1: thumbnail_jpeg(page)})[1]
+    data = base64.b64decode(drawn.split("base64,")[1].split('"')[0])
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    red = (image[:, :, 2].astype(int) - image[:, :, 0]) > 100  # the mismatch box is drawn in red
+    assert red.any() and not red[200:].any()
 
 
 def test_page_renders_in_headless_chromium_with_every_image_loaded(page: str, tmp_path: Path) -> None:

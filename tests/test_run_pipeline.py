@@ -164,6 +164,8 @@ def test_skip_processed_skips_documents_of_earlier_run_dates(demo_run, tmp_path)
     run_pipeline.run([*args, "--run_date", "2026-11-24"], save_main_session=False)
     first = read_table(str(output), "signatures", "2026-11-24").to_pylist()
     assert first and all(s["cleaned_png"].startswith(b"\x89PNG") for s in first)
+    # the review page's thumbnails come from the run: one JPEG per page with regions, on its region 0
+    assert all((s["page_thumb_jpeg"] or b"").startswith(b"\xff\xd8") == (s["region"] == 0) for s in first)
     (corpus / "documents" / "03_extra_copy.pdf").write_bytes(b"%PDF-1.4 not really")  # new file, new id
     try:
         run_pipeline.run([*args, "--run_date", RUN_DATE], save_main_session=False)
