@@ -21,7 +21,7 @@ import pymupdf
 from models.data import read_manifest, split_writers
 from transforms.boxes import Box
 from transforms.demo_corpus import make_sample_contract
-from transforms.orientation import estimate_orientation, upright_page
+from transforms.orientation import label_orientation, upright_page
 from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
 from transforms.synth_signature import crop_to_ink
 from transforms.synth_text import COMPANIES, LABELS, TITLES, person_name, pick
@@ -60,8 +60,9 @@ def load_yolo_pages(images_dir: Path, labels_dir: Path, size: int | None = None)
 
 def upright_pages(pages: Sequence[Page]) -> list[Page]:
     """Each ``(page, boxes)`` turned and rotated until its text lines are horizontal (or upside down),
-    its boxes moved along and shrunk back from tilted bounding boxes (``transforms.orientation``)."""
-    return [upright_page(page, boxes, estimate_orientation(page)) for page, boxes in pages]
+    its boxes moved along and shrunk back from tilted bounding boxes (``transforms.orientation``); the
+    quarter turn is checked against the boxes' shape (``label_orientation``)."""
+    return [upright_page(page, boxes, label_orientation(page, boxes)) for page, boxes in pages]
 
 
 def training_signature_paths(manifest: Path, val_fraction: float, seed: int,

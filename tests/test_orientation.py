@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from transforms.boxes import Box, iou
-from transforms.orientation import _untilt_size, estimate_orientation, upright_page
+from transforms.orientation import _untilt_size, estimate_orientation, label_orientation, upright_page
 
 SIZE = 384
 
@@ -70,3 +70,32 @@ def test_bad_pages_are_named():
         estimate_orientation(np.zeros((20, 20), np.float32))
     with pytest.raises(ValueError, match="square"):
         upright_page(np.zeros((20, 30), np.uint8), [], estimate_orientation(np.full((20, 30), 200, np.uint8)))
+
+
+def _sparse_turned_page() -> tuple[np.ndarray, Box]:
+    """A page on its side whose few text lines mislead the profiles: vertical 'text' columns drawn as
+    horizontal bars, a tall signature box (a wide signature turned by a quarter)."""
+    page = np.full((SIZE, SIZE), 245, np.uint8)
+    for y in range(40, 340, 12):  # dense horizontal rules: the row profile prefers "no turn"
+        cv2.line(page, (20, y), (120, y), 30, 1)
+    x0, y0, x1, y1 = 250, 60, 280, 250
+    cv2.line(page, (265, y0), (265, y1), 30, 1)  # a thin stroke: little ink, as a signature has
+    return page, Box.from_pixels(x0, y0, x1 + 1, y1 + 1, SIZE, SIZE)
+
+
+def test_label_orientation_turns_pages_whose_signature_boxes_are_tall():
+    page, box = _sparse_turned_page()
+    assert estimate_orientation(page).quarter_turns == 0  # the text-line profiles alone get it wrong
+    orientation = label_orientation(page, [box])
+    assert orientation.quarter_turns == 1
+    _, boxes = upright_page(page, [box], orientation)
+    assert (boxes[0].x1 - boxes[0].x0) > 3 * (boxes[0].y1 - boxes[0].y0)  # the signature lies along the line now
+
+
+def test_label_orientation_keeps_wide_boxes_and_falls_back_without_labels():
+    page, box = _text_page()
+    turned = np.ascontiguousarray(np.rot90(page))
+    assert label_orientation(page, [box]).quarter_turns == 0
+    assert label_orientation(turned, []) == estimate_orientation(turned)
+    with pytest.raises(ValueError, match="quarter_turns"):
+        estimate_orientation(page, quarter_turns=2)
