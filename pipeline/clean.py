@@ -5,10 +5,10 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import PredictionResult, RunInference
 
 from pipeline.elements import Region
-from pipeline.inference import CleanerHandler
+from pipeline.inference import CleanerHandler, Keyed
 
 
 def _keyed_crop(region: Region) -> tuple[Region, object]:
@@ -38,6 +38,6 @@ class CleanSignatures(beam.PTransform):
         return (
             regions
             | "KeyByRegion" >> beam.Map(_keyed_crop)
-            | "Clean" >> RunInference(KeyedModelHandler(self._handler))
+            | "Clean" >> RunInference(Keyed(self._handler))
             | "Attach" >> beam.ParDo(_AttachCleaned())
         )

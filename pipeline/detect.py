@@ -11,15 +11,15 @@ from collections.abc import Iterator, Sequence
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import PredictionResult, RunInference
 
 from pipeline.elements import ErrorRecord, PageImage, Region
-from pipeline.inference import DetectorHandler
+from pipeline.inference import DetectorHandler, Keyed
 from transforms.boxes import Box
 from transforms.crops import crop_region
 from transforms.detection_prep import prepare_page
 from transforms.regions import find_signature_regions
-from transforms.thumbnail import thumbnail_jpeg
+from transforms.thumbnail import thumbnail_jpeg, thumbnail_jpeg_from_prepared
 
 LOGGER = logging.getLogger(__name__)
 STAGE = "FindSignatures"
@@ -27,11 +27,10 @@ ERRORS = "errors"
 CLASSICAL = "classical-v1"
 
 
-def regions_of(page: PageImage, boxes: Sequence[Box], detector: str, thumbnails: bool = False) -> list[Region]:
-    """The regions of one page, best first, each with its crop; with ``thumbnails`` the first region also
-    carries a JPEG thumbnail of the page (made here, while the page is in memory, for the review page)."""
+def regions_of(page: PageImage, boxes: Sequence[Box], detector: str, thumb: bytes | None = None) -> list[Region]:
+    """The regions of one page, best first, each with its crop; the first region also carries ``thumb``,
+    the page's JPEG thumbnail (made while the page is in memory, for the review page), when given."""
     ordered = sorted(boxes, key=lambda box: box.score, reverse=True)
-    thumb = thumbnail_jpeg(page.image) if thumbnails and ordered else None
     return [Region(page.source_path, page.document_id, page.page, index, box.x0, box.y0, box.x1, box.y1,
                    page.dpi, detector, float(box.score), crop_region(page.image, box),
                    page_thumb=thumb if index == 0 else None)
@@ -53,7 +52,9 @@ class _FindClassical(beam.DoFn):
 
     def process(self, page: PageImage) -> Iterator:
         try:
-            regions = regions_of(page, find_signature_regions(page.image, page.words), CLASSICAL, self._thumbnails)
+            boxes = find_signature_regions(page.image, page.words)
+            thumb = thumbnail_jpeg(page.image) if self._thumbnails and boxes else None
+            regions = regions_of(page, boxes, CLASSICAL, thumb)
         except Exception as exc:  # never fatal: one bad page must not stop the run
             yield _failure(page, exc)
             return
@@ -62,25 +63,30 @@ class _FindClassical(beam.DoFn):
 
 
 class _PreparePage(beam.DoFn):
-    def __init__(self, input_size: int) -> None:
-        self._input_size = input_size
+    """``page`` -> ``((page, thumbnail JPEG or None), detector input)``: the thumbnail is made from the
+    detector's small input (a tenth of the page's pixels), for the review page."""
+
+    def __init__(self, input_size: int, thumbnails: bool = False) -> None:
+        self._input_size, self._thumbnails = input_size, thumbnails
 
     def process(self, page: PageImage) -> Iterator:
         try:
-            yield page, prepare_page(page.image, self._input_size)
+            prepared = prepare_page(page.image, self._input_size)
+            thumb = thumbnail_jpeg_from_prepared(prepared, page.image.shape) if self._thumbnails else None
+            yield (page, thumb), prepared
         except Exception as exc:
             yield _failure(page, exc)
 
 
 class _RegionsFromDetections(beam.DoFn):
-    def __init__(self, detector: str, thumbnails: bool = False) -> None:
-        self._detector, self._thumbnails = detector, thumbnails
+    def __init__(self, detector: str) -> None:
+        self._detector = detector
         self._regions = Metrics.counter("sigaudit", "regions")
 
     def process(self, element: tuple[PageImage, PredictionResult]) -> Iterator:
-        page, result = element
+        (page, thumb), result = element
         try:
-            regions = regions_of(page, result.inference, self._detector, self._thumbnails)
+            regions = regions_of(page, result.inference, self._detector, thumb)
         except Exception as exc:
             yield _failure(page, exc)
             return
@@ -111,11 +117,11 @@ class FindSignatures(beam.PTransform):
         if self._detector == "classical":
             found = pages | "Find" >> beam.ParDo(_FindClassical(self._thumbnails)).with_outputs(ERRORS, main="regions")
             return {"regions": found.regions, "errors": found[ERRORS]}
-        prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_size)).with_outputs(ERRORS, main="pages")
+        prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_size, self._thumbnails)).with_outputs(ERRORS, main="pages")
         found = (
             prepared.pages
-            | "Detect" >> RunInference(KeyedModelHandler(self._handler))
-            | "Regions" >> beam.ParDo(_RegionsFromDetections(self._version, self._thumbnails)).with_outputs(ERRORS, main="regions")
+            | "Detect" >> RunInference(Keyed(self._handler))
+            | "Regions" >> beam.ParDo(_RegionsFromDetections(self._version)).with_outputs(ERRORS, main="regions")
         )
         errors = (prepared[ERRORS], found[ERRORS]) | "MergeErrors" >> beam.Flatten()
         return {"regions": found.regions, "errors": errors}

@@ -17,11 +17,11 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import PredictionResult, RunInference
 
 from models.verification import Calibration, writer_distances
 from pipeline.elements import ErrorRecord, Region, base_name
-from pipeline.inference import EmbedderHandler
+from pipeline.inference import EmbedderHandler, Keyed
 from pipeline.paths import join_path
 from pipeline.reports import RunInfo, match_row
 from transforms.preprocess import preprocess_signature
@@ -106,7 +106,7 @@ class EnrollReferences(beam.PTransform):
         loaded = listed.images | "Load" >> beam.ParDo(_LoadReference()).with_outputs(ERRORS, main="arrays")
         enrolled = (
             loaded.arrays
-            | "Embed" >> RunInference(KeyedModelHandler(self._handler))
+            | "Embed" >> RunInference(Keyed(self._handler))
             | "BySigner" >> beam.Map(_by_signer)
             | "Group" >> beam.GroupByKey()
             | "Stack" >> beam.Map(_stack_references)
@@ -166,6 +166,6 @@ class Verify(beam.PTransform):
         return (
             regions
             | "Preprocess" >> beam.Map(_preprocess_region)
-            | "Embed" >> RunInference(KeyedModelHandler(self._handler))
+            | "Embed" >> RunInference(Keyed(self._handler))
             | "Score" >> beam.ParDo(self._score, references=beam.pvalue.AsDict(self._references))
         )

@@ -81,3 +81,17 @@ def test_bad_batch_sizes_are_named():
         EmbedderHandler(max_batch_size=4, min_batch_size=8)
     with pytest.raises(ValueError, match="got -1"):
         EmbedderHandler(threads=-1)
+
+
+def test_keyed_byte_count_sums_array_sizes_without_pickling(monkeypatch):
+    import pickle
+
+    from pipeline.elements import PageImage
+    from pipeline.inference import Keyed, approx_nbytes
+
+    page = PageImage("/in/a.pdf", "d", 1, 200, np.zeros((2200, 1700), np.uint8), ())
+    batch = [((page, b"jpeg"), np.zeros((155, 220), np.float32))] * 2
+    assert approx_nbytes((page, b"jpeg")) == 2200 * 1700 + len("/in/a.pdf") + 1 + 8 + 8 + 4
+    monkeypatch.setattr(pickle, "dumps", lambda *a, **k: pytest.fail("pickled a batch to count its bytes"))
+    handler = Keyed(EmbedderHandler("unused.safetensors"))
+    assert handler.get_num_bytes(batch) == 2 * (approx_nbytes((page, b"jpeg")) + 155 * 220 * 4)

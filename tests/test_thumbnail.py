@@ -42,3 +42,20 @@ def test_bad_images_raise(bad: np.ndarray) -> None:
 def test_bad_quality_raises() -> None:
     with pytest.raises(ValueError, match="quality"):
         thumbnail_jpeg(np.zeros((10, 10), np.uint8), quality=0)
+
+
+def test_thumbnail_from_the_detector_input_has_the_page_thumbnail_size() -> None:
+    from transforms.detection_prep import prepare_page
+    from transforms.thumbnail import thumbnail_jpeg_from_prepared, thumbnail_size
+
+    page = np.full((2200, 1700), 255, np.uint8)
+    page[1000:1300, 200:900] = 0
+    data = thumbnail_jpeg_from_prepared(prepare_page(page, 384), page.shape)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert decoded.shape == thumbnail(page).shape == (366, 283) and thumbnail_size(2200, 1700) == (283, 366)
+    direct = thumbnail(page).astype(int)
+    assert np.abs(decoded.astype(int) - direct).mean() < 6  # the same picture, from a tenth of the pixels
+    with pytest.raises(ValueError, match="float32"):
+        thumbnail_jpeg_from_prepared(page, page.shape)
+    with pytest.raises(ValueError, match="sizes"):
+        thumbnail_size(0, 10)
