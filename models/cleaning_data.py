@@ -97,6 +97,15 @@ def real_noisy_crops(detection_split: Path, longest: int, margin: float = 0.15) 
     return out
 
 
+def noisy_pair(clean: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(noisy, target)`` of one clean image (``add_document_noise``, seeded by ``rng``): the target is
+    turned by the noise's own small scanner rotation when ``aligned``
+    (``add_document_noise_with_target``), else the unturned image itself."""
+    if aligned:
+        return add_document_noise_with_target(clean, rng)
+    return add_document_noise(clean, rng), clean
+
+
 def synthetic_pairs(clean: Sequence[np.ndarray], n: int, rng: np.random.Generator,
                     aligned: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``n`` (noisy, clean) pairs: random clean images with ``add_document_noise`` (seeded).
@@ -106,11 +115,7 @@ def synthetic_pairs(clean: Sequence[np.ndarray], n: int, rng: np.random.Generato
     a turn the generator cannot see (which teaches it to erase strokes); False = the unturned image."""
     noisy, targets = [], []
     for i in range(n):
-        c = clean[int(rng.integers(len(clean)))]
-        if aligned:
-            x, t = add_document_noise_with_target(c, rng)
-        else:
-            x, t = add_document_noise(c, rng), c
+        x, t = noisy_pair(clean[int(rng.integers(len(clean)))], rng, aligned)
         noisy.append(x)
         targets.append(t)
         if (i + 1) % 500 == 0:

@@ -24,7 +24,14 @@ import torch
 from torch import nn
 
 from models.clean import clean_images, default_cleaner_path, save_cleaner
-from models.cleaning_data import CleaningData, load_clean, real_noisy_crops, synthetic_pairs, training_writers
+from models.cleaning_data import (
+    CleaningData,
+    load_clean,
+    noisy_pair,
+    real_noisy_crops,
+    synthetic_pairs,
+    training_writers,
+)
 from models.cyclegan import (
     DEFAULT_GENERATOR,
     GENERATORS,
@@ -36,7 +43,6 @@ from models.cyclegan import (
 from models.data import read_manifest, shared_data_dir
 from models.evaluate_cleaning import psnr
 from models.weights import WEIGHTS_DIR
-from transforms.noise import add_document_noise, add_document_noise_with_target
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +156,7 @@ def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[n
     real = real_noisy_crops(cfg.detection, cfg.scale)
     syn_noisy, syn_clean = synthetic_pairs(clean, cfg.n_synthetic, rng, aligned=cfg.aligned_targets)
     mon_clean = load_clean(cfg.manifest, monitor_w, cfg.scale, 48, rng)
-    if cfg.aligned_targets:
-        mon_noisy, mon_clean = map(list, zip(*(add_document_noise_with_target(c, rng) for c in mon_clean), strict=True))
-    else:
-        mon_noisy = [add_document_noise(c, rng) for c in mon_clean]
+    mon_noisy, mon_clean = map(list, zip(*(noisy_pair(c, rng, cfg.aligned_targets) for c in mon_clean), strict=True))
     data = CleaningData(real, syn_noisy, syn_clean, clean, cfg.crop, cfg.batch_size, cfg.synthetic_share, cfg.seed)
     info = {"split_source": source, "n_train_writers": len(fit_w), "monitor_writers": monitor_w,
             "n_val_writers_excluded": len(val_w), "n_clean": len(clean), "n_real_noisy": len(real),

@@ -24,11 +24,11 @@ from pipeline.paths import is_remote, join_path
 from pipeline.summary import OUTCOMES, RunSummary, expected_outcomes, read_table
 from transforms.boxes import Box
 from transforms.pdf import DocumentError, open_pdf, render_page
+from transforms.thumbnail import THUMB_WIDTH  # the same width as the thumbnails FindSignatures stores
 
 LOGGER = logging.getLogger(__name__)
 
 THUMB_DPI = 50
-THUMB_WIDTH = 300  # px of a page thumbnail
 THUMB_MAX_PIXELS = 4_000_000  # a page larger than this at THUMB_DPI gets a placeholder
 CROP_SIZE = (260, 110)  # max (width, height) px of a crop or reference on the page
 _RANK = {"match": 0, "review": 1, "mismatch": 2}

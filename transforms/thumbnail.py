@@ -36,9 +36,12 @@ def thumbnail(image: np.ndarray, max_width: int = THUMB_WIDTH, max_height: int =
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _encode(image: np.ndarray, quality: int) -> bytes:
+def _check_quality(quality: int) -> None:
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
+
+
+def _encode(image: np.ndarray, quality: int) -> bytes:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
@@ -47,8 +50,7 @@ def _encode(image: np.ndarray, quality: int) -> bytes:
 
 def thumbnail_jpeg(image: np.ndarray, max_width: int = THUMB_WIDTH, quality: int = THUMB_QUALITY) -> bytes:
     """JPEG bytes of ``thumbnail(image, max_width)``: about 10-20 KB for a scanned page."""
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality}")
+    _check_quality(quality)
     return _encode(thumbnail(image, max_width), quality)
 
 
@@ -59,8 +61,7 @@ def thumbnail_jpeg_from_prepared(prepared: np.ndarray, page_shape: tuple[int, in
     tenth of the pixels, so this costs about a tenth of shrinking the 200 DPI page (the review page only
     shows the layout and the boxes at this size)."""
     _check(prepared, np.float32)
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality}")
+    _check_quality(quality)
     size = thumbnail_size(*page_shape, max_width)
     small = cv2.resize(prepared, size, interpolation=cv2.INTER_AREA)
     return _encode(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), quality)
