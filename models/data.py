@@ -3,12 +3,18 @@
 Manifest: CSV with ``path`` (relative to the manifest's folder), ``writer``, ``label``
 (``genuine`` | ``forged``); other columns (``dataset``, ``medium``) are kept when present and
 otherwise ignored. A forged row's ``writer`` is the person whose signature was imitated.
+
+Writer and signer: splits are by ``writer`` (the person), but what is verified is a *signer*, one
+person's one signature. They are the same except in datasets where every person writes several
+names (``SIGNER_RULES``): there a signer is (person, name), and the other persons' images of the same
+name are that signer's look-alike impostors (same text, another hand).
 """
 from __future__ import annotations
 
 import csv
 import logging
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,13 +33,50 @@ LABELS = ("genuine", "forged")
 
 @dataclass(frozen=True)
 class Sample:
-    """One manifest row: absolute image path, writer id, label, dataset ('' when absent)."""
+    """One manifest row: absolute image path, writer id, label, dataset ('' when absent).
+
+    ``signer``: whose signature the image shows (or imitates), the unit of references and queries;
+    defaults to ``writer``. ``text``: a key of the written text where several signers write the same
+    text ('' when unknown).
+    """
 
     path: Path
     rel_path: str
     writer: str
     label: str
     dataset: str = ""
+    signer: str = ""
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.signer:
+            object.__setattr__(self, "signer", self.writer)
+
+
+# cross_media_chinese: every person writes the same ten Chinese names, files 1..N in the order
+# name 1..10, then again per medium (control: 1-20 on paper; experiment: 1-10 paper, 11-20 iPad,
+# 21-30 phone in hand, 31-40 phone on table). Checked by eye on several writers of both groups.
+CHINESE_NAMES = 10
+
+
+def _chinese_name(rel_path: str) -> str:
+    m = re.fullmatch(r"(\d+)", Path(rel_path).stem)
+    if not m:
+        raise ValueError(f"cross_media_chinese file name must be a number, got {rel_path!r}")
+    return f"name{(int(m.group(1)) - 1) % CHINESE_NAMES + 1:02d}"
+
+
+# dataset -> function(rel_path) -> the written text's key; the signer is then "<writer>/<text>"
+SIGNER_RULES = {"cross_media_chinese": _chinese_name}
+
+
+def signer_and_text(dataset: str, writer: str, rel_path: str) -> tuple[str, str]:
+    """``(signer, text)`` of a manifest row: ``(writer, '')`` unless ``dataset`` has a rule."""
+    rule = SIGNER_RULES.get(dataset)
+    if rule is None:
+        return writer, ""
+    text = rule(rel_path)
+    return f"{writer}/{text}", f"{dataset}/{text}"
 
 
 def shared_data_dir() -> Path:
@@ -56,7 +99,9 @@ def read_manifest(manifest: str | Path) -> list[Sample]:
         for i, r in enumerate(reader):
             if r["label"] not in LABELS:
                 raise ValueError(f"manifest {manifest} row {i + 2}: label must be genuine|forged, got {r['label']!r}")
-            rows.append(Sample(manifest.parent / r["path"], r["path"], r["writer"], r["label"], r.get("dataset") or ""))
+            dataset = r.get("dataset") or ""
+            signer, text = signer_and_text(dataset, r["writer"], r["path"])
+            rows.append(Sample(manifest.parent / r["path"], r["path"], r["writer"], r["label"], dataset, signer, text))
     return rows
 
 
@@ -135,54 +180,89 @@ class BatchSpec:
     forgery_writer_share: float = 0.5  # share of a batch's writers drawn from writers with forgeries
 
 
-class WriterBatchSampler:
-    """Batches of sample indices grouped by writer, drawn with a generator seeded per step.
+@dataclass(frozen=True)
+class Batch:
+    """Sample indices of a training batch and, per index, the signer it is an impostor of ('' if none)."""
 
-    ``batch(step)`` is a pure function of ``(seed, step)``: a resumed run draws the same batches.
+    indices: list[int]
+    impostor_of: list[str]
+
+
+class WriterBatchSampler:
+    """Batches of sample indices grouped by signer, drawn with a generator seeded per step.
+
+    Each chosen signer brings ``genuine`` genuine images and up to ``forged`` skilled forgeries; a
+    signer without forgeries whose text other signers also wrote (``Sample.text``) brings, when
+    ``impostors`` is on, up to ``forged`` images of that text by other signers instead, used as its
+    skilled negatives. ``batch(step)`` is a pure function of ``(seed, step)``: a resumed run draws
+    the same batches. ``writers`` are the persons allowed in (the training split).
     """
 
-    def __init__(self, samples: Sequence[Sample], writers: Iterable[str], spec: BatchSpec, seed: int) -> None:
+    def __init__(self, samples: Sequence[Sample], writers: Iterable[str], spec: BatchSpec, seed: int,
+                 impostors: bool = False) -> None:
         keep = set(writers)
-        self.spec, self.seed = spec, seed
+        self.spec, self.seed, self.impostors = spec, seed, impostors
         self.genuine: dict[str, list[int]] = defaultdict(list)
         self.forged: dict[str, list[int]] = defaultdict(list)
+        self.by_text: dict[str, list[int]] = defaultdict(list)
+        self.text_of: dict[str, str] = {}
+        self.signer_of = [s.signer for s in samples]
         for i, s in enumerate(samples):
             if s.writer in keep:
-                (self.genuine if s.label == "genuine" else self.forged)[s.writer].append(i)
+                (self.genuine if s.label == "genuine" else self.forged)[s.signer].append(i)
+                if s.text and s.label == "genuine":
+                    self.by_text[s.text].append(i)
+                    self.text_of[s.signer] = s.text
         self.with_forgeries = sorted(w for w in self.genuine if self.forged.get(w))
         self.without = sorted(w for w in self.genuine if not self.forged.get(w))
         if len(self.genuine) < 2:
-            raise ValueError(f"need at least 2 writers with genuine samples, got {len(self.genuine)}")
+            raise ValueError(f"need at least 2 signers with genuine samples, got {len(self.genuine)}")
 
-    def batch(self, step: int) -> list[int]:
-        """Sample indices of the batch at ``step``."""
+    def batch(self, step: int) -> Batch:
+        """The batch at ``step``."""
         rng = np.random.default_rng([self.seed, step])
         n_f = min(len(self.with_forgeries), int(round(self.spec.writers * self.spec.forgery_writer_share)))
         if not self.without:
             n_f = min(len(self.with_forgeries), self.spec.writers)
         n_o = min(len(self.without), self.spec.writers - n_f)
-        writers = list(rng.choice(self.with_forgeries, n_f, replace=False)) if n_f else []
-        writers += list(rng.choice(self.without, n_o, replace=False)) if n_o else []
+        signers = list(rng.choice(self.with_forgeries, n_f, replace=False)) if n_f else []
+        signers += list(rng.choice(self.without, n_o, replace=False)) if n_o else []
         out: list[int] = []
-        for w in writers:
+        impostor_of: list[str] = []
+        for w in signers:
             g = self.genuine[w]
-            out += list(rng.choice(g, self.spec.genuine, replace=len(g) < self.spec.genuine))
+            chosen = list(rng.choice(g, self.spec.genuine, replace=len(g) < self.spec.genuine))
             f = self.forged.get(w, [])
+            if not f and self.impostors and w in self.text_of:
+                others = [i for i in self.by_text[self.text_of[w]] if self.signer_of[i] != w]
+                imp = list(rng.choice(others, min(self.spec.forged, len(others)), replace=False)) if others else []
+                out += chosen + imp
+                impostor_of += [""] * len(chosen) + [str(w)] * len(imp)
+                continue
             if f:
-                out += list(rng.choice(f, min(self.spec.forged, len(f)), replace=False))
-        return [int(i) for i in out]
+                chosen += list(rng.choice(f, min(self.spec.forged, len(f)), replace=False))
+            out += chosen
+            impostor_of += [""] * len(chosen)
+        return Batch([int(i) for i in out], impostor_of)
 
 
 def make_batch(cache: np.ndarray, samples: Sequence[Sample], indices: Sequence[int], writer_index: dict[str, int],
-               rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Images ``(B, 1, 155, 220) float32`` (augmented when ``rng`` is given), writer ids ``(B,) int64``
-    (index into ``writer_index``) and forged flags ``(B,) bool``."""
+               rng: np.random.Generator | None,
+               impostor_of: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images ``(B, 1, 155, 220) float32`` (augmented when ``rng`` is given), signer ids ``(B,) int64``
+    (index into ``writer_index``, keyed by signer) and forged flags ``(B,) bool``.
+
+    An image with a non-empty ``impostor_of`` entry counts as a skilled forgery of that signer.
+    """
+    if impostor_of is not None and len(impostor_of) != len(indices):
+        raise ValueError(f"impostor_of has {len(impostor_of)} entries for {len(indices)} indices")
+    targets = list(impostor_of) if impostor_of is not None else [""] * len(indices)
     imgs = [cache[i].astype(np.float32) / 255.0 for i in indices]
     if rng is not None:
         imgs = [augment(im, rng) for im in imgs]
     x = torch.from_numpy(np.stack(imgs)[:, None])
-    writers = torch.tensor([writer_index[samples[i].writer] for i in indices], dtype=torch.int64)
-    forged = torch.tensor([samples[i].label == "forged" for i in indices], dtype=torch.bool)
+    writers = torch.tensor([writer_index[t or samples[i].signer] for i, t in zip(indices, targets, strict=True)], dtype=torch.int64)
+    forged = torch.tensor([samples[i].label == "forged" or bool(t) for i, t in zip(indices, targets, strict=True)], dtype=torch.bool)
     return x, writers, forged
 
 

@@ -4,7 +4,9 @@ Subcommands register in ``SUBCOMMANDS`` (name -> (add_arguments, run)); ``cleani
 ``detection`` are added by their own issues.
 
 Verification protocol: for each writer, its first K genuine images in sorted ``path`` order are the
-references and every other image of that writer is a query. A writer with K or fewer genuine images
+references and every other image of that writer is a query. "Writer" here is the signer
+(``models.data.Sample.signer``): the person, or (person, name) where a dataset has every person write
+several names (cross_media_chinese), so that references and queries show the same signature. A writer with K or fewer genuine images
 keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
 is ``writer_distances`` (mean Euclidean distance to the references), as in the pipeline.
 """
@@ -53,7 +55,7 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
         raise ValueError(f"{len(samples)} samples but {len(embeddings)} embeddings")
     by_writer: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
-        by_writer[s.writer].append(i)
+        by_writer[s.signer].append(i)  # one reference set per signer (= writer unless a dataset rule)
     refs: dict[str, np.ndarray] = {}
     query_idx, query_writer = [], []
     fewer = 0

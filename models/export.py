@@ -104,13 +104,20 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
         "validation": figures | {"references_per_writer": cfg.references_per_writer,
                                  "protocol": "per writer the first K genuine images in sorted path order are "
                                              "references, every other image of the writer is a query; writers "
-                                             "with <= K genuine images keep all but one as references"},
+                                             "with <= K genuine images keep all but one as references; a "
+                                             "writer here is a signer (data.signers)"},
         "data": {"manifest": cfg.manifest, "datasets": datasets, "excluded_datasets": cfg.exclude_datasets,
+                 "train_excluded_datasets": cfg.train_exclude_datasets,
+                 "signers": "models.data.Sample.signer: the writer, except cross_media_chinese where every person "
+                            "writes the same ten names: a signer is (person, name), references and queries "
+                            "are per signer, and with impostors on, other persons' images of the same name are "
+                            "a signer's skilled negatives in training",
                  "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
                                "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
                  "seed": cfg.seed, "val_fraction": cfg.val_fraction,
                  "n_train_writers": len(train_w), "n_val_writers": len(val_w),
-                 "n_train_images": sum(s.writer in set(train_w) for s in samples), "n_val_images": len(va),
+                 "n_train_images": sum(s.writer in set(train_w) and s.dataset not in set(cfg.train_exclude_datasets)
+                                       for s in samples), "n_val_images": len(va),
                  "val_writers": val_w, "train_writers": train_w},
         "training": {"config": asdict(cfg), "steps_done": state["step"], "best_step": best.get("step"),
                      "train_seconds": round(state["train_seconds"], 1), "hardware": hardware(),

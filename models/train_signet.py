@@ -54,6 +54,8 @@ class TrainConfig:
     out: str
     arch: str = "signet_s4"
     exclude_datasets: list[str] = field(default_factory=list)
+    # left out of training only: the writer split and the validation writers stay those of all datasets
+    train_exclude_datasets: list[str] = field(default_factory=list)
     seed: int = 1
     val_fraction: float = 0.2
     steps: int = 6000
@@ -71,6 +73,8 @@ class TrainConfig:
     references_per_writer: int = 5
     threads: int = 2
     init_from: str = ""  # embedder safetensors to start from (a fine-tune); "" = random initialisation
+    # same-text images of other signers as skilled negatives of signers without forgeries (models.data)
+    impostors: bool = False
 
 
 class AuxHeads(nn.Module):
@@ -96,6 +100,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=str, required=True)
     p.add_argument("--arch", choices=sorted(EMBEDDERS), default="signet_s4")
     p.add_argument("--exclude-dataset", action="append", default=[], dest="exclude_datasets")
+    p.add_argument("--train-exclude-dataset", action="append", default=[], dest="train_exclude_datasets",
+                   help="leave a dataset out of training only (its validation writers stay)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--steps", type=int, default=6000)
@@ -110,6 +116,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--writer-weight", type=float, default=0.0)
     p.add_argument("--forgery-weight", type=float, default=0.0)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--impostors", action="store_true",
+                   help="signers without forgeries get other signers' images of the same text as skilled negatives")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -125,13 +133,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.manifest is None:
         raise ValueError("--manifest is required for a new run")
-    return TrainConfig(manifest=a.manifest, out=a.out, arch=a.arch, exclude_datasets=a.exclude_datasets, seed=a.seed,
+    return TrainConfig(manifest=a.manifest, out=a.out, arch=a.arch, exclude_datasets=a.exclude_datasets,
+                       train_exclude_datasets=a.train_exclude_datasets, seed=a.seed,
                        val_fraction=a.val_fraction, steps=a.steps, minutes=a.minutes or 0.0,
                        batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
                                        a.forgery_writer_share),
                        lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
-                       init_from=a.init_from, warmup_steps=a.warmup_steps)
+                       init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -156,21 +165,22 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     torch.manual_seed(cfg.seed)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
     train_w, val_w = split_writers(samples, cfg.val_fraction, cfg.seed)
-    tr = [s for s in samples if s.writer in set(train_w)]
+    tr = [s for s in samples if s.writer in set(train_w) and s.dataset not in set(cfg.train_exclude_datasets)]
     va = [s for s in samples if s.writer in set(val_w)]
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()
     tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
     log.info("preprocessed in %.0f s", time.time() - t0)
-    writer_index = {w: i for i, w in enumerate(train_w)}
-    sampler = WriterBatchSampler(tr, train_w, cfg.batch, cfg.seed)
+    # classes are signers (a person's one signature); the split above is by person
+    writer_index = {w: i for i, w in enumerate(sorted({s.signer for s in tr}))}
+    sampler = WriterBatchSampler(tr, train_w, cfg.batch, cfg.seed, cfg.impostors)
 
     model = build_embedder(cfg.arch)
     if cfg.init_from:
         model.load_state_dict(load_file(cfg.init_from))
         log.info("initialised from %s", cfg.init_from)
     model = model.to(memory_format=torch.channels_last)
-    heads = AuxHeads(model.embedding_dim, len(train_w))
+    heads = AuxHeads(model.embedding_dim, len(writer_index))
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "best_eer": None, "best_step": None, "train_seconds": 0.0, "history": [],
@@ -197,9 +207,11 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, step)
-        idx = sampler.batch(step)
+        batch = sampler.batch(step)
         rng = np.random.default_rng([cfg.seed, step, 1]) if cfg.augment else None
-        x, writers, forged = make_batch(tr_cache, tr, idx, writer_index, rng)
+        x, writers, forged = make_batch(tr_cache, tr, batch.indices, writer_index, rng, batch.impostor_of)
+        # impostors are natural signatures: skilled negatives for the contrastive loss only
+        imitation = forged & torch.tensor([not t for t in batch.impostor_of], dtype=torch.bool)
         emb = model(x.contiguous(memory_format=torch.channels_last))
         loss, stats = batch_contrastive_loss(emb, writers, forged, cfg.margin, cfg.skilled_weight)
         stats["contrastive"] = float(loss.detach())
@@ -208,9 +220,10 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             ce = F.cross_entropy(heads.writer(emb[~forged]), writers[~forged])
             loss = loss + cfg.writer_weight * ce
             stats["writer_ce"] = float(ce.detach())
-        if cfg.forgery_weight > 0 and forged.any():
-            # genuine/forged classification: BCE(w . e + b, forged)
-            bce = F.binary_cross_entropy_with_logits(heads.forgery(emb).squeeze(1), forged.float())
+        if cfg.forgery_weight > 0 and imitation.any():
+            # genuine/forged classification: BCE(w . e + b, forged), impostors left out
+            natural = ~forged | imitation
+            bce = F.binary_cross_entropy_with_logits(heads.forgery(emb[natural]).squeeze(1), imitation[natural].float())
             loss = loss + cfg.forgery_weight * bce
             stats["forgery_bce"] = float(bce.detach())
         opt.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ from models.data import (
     augment,
     make_batch,
     read_manifest,
+    signer_and_text,
     split_writers,
 )
 
@@ -55,8 +56,9 @@ def test_sampler_groups_writers_and_is_a_function_of_the_step():
     samples = rows(6, "a") + rows(6, "b", n_forged=0)
     writers = sorted({s.writer for s in samples})
     sampler = WriterBatchSampler(samples, writers, BatchSpec(writers=4, genuine=3, forged=2), seed=0)
-    batch = sampler.batch(7)
-    assert batch == sampler.batch(7) and batch != sampler.batch(8)
+    batch = sampler.batch(7).indices
+    assert batch == sampler.batch(7).indices and batch != sampler.batch(8).indices
+    assert sampler.batch(7).impostor_of == [""] * len(batch)
     chosen = {samples[i].writer for i in batch}
     assert len(chosen) == 4 and sum(w.startswith("a") for w in chosen) == 2
     assert sum(samples[i].label == "forged" for i in batch) == 2 * 2
@@ -73,3 +75,59 @@ def test_make_batch_and_augment():
     out = augment(img, np.random.default_rng(1))
     assert out.shape == img.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
     assert not np.array_equal(out, img) and abs(out.sum() - img.sum()) < 0.5 * img.sum()
+
+
+def test_chinese_signer_is_person_and_name(tmp_path):
+    """cross_media_chinese: every person writes the same ten names in file order, per medium."""
+    assert signer_and_text("cross_media_chinese", "zh1", "cross_media_chinese/experiment/1/13.png") == \
+        ("zh1/name03", "cross_media_chinese/name03")
+    assert signer_and_text("cross_media_chinese", "zh1", "x/1/40.jpg")[0] == "zh1/name10"
+    assert signer_and_text("cross_media_chinese", "zh1", "x/1/1.jpg")[0] == "zh1/name01"
+    assert signer_and_text("sigcomp2011_dutch", "d1", "x/1/13.png") == ("d1", "")
+    with pytest.raises(ValueError, match="a.png"):
+        signer_and_text("cross_media_chinese", "zh1", "x/a.png")
+    (tmp_path / "m.csv").write_text("path,dataset,writer,label\nc/1/3.png,cross_media_chinese,z,genuine\n"
+                                    "d/1.png,sigcomp2011_dutch,d,genuine\n")
+    z, d = read_manifest(tmp_path / "m.csv")
+    assert (z.writer, z.signer, z.text) == ("z", "z/name03", "cross_media_chinese/name03")
+    assert (d.writer, d.signer, d.text) == ("d", "d", "")
+
+
+def chinese_rows(persons: int, names: int = 3, media: int = 2) -> list[Sample]:
+    out = []
+    for p in range(persons):
+        for k in range(names * media):
+            rel = f"c/{p}/{k + 1}.png"
+            signer, text = f"p{p}/n{k % names}", f"t{k % names}"
+            out.append(Sample(Path(rel), rel, f"p{p}", "genuine", "c", signer, text))
+    return out
+
+
+def test_sampler_draws_same_text_impostors_as_skilled_negatives():
+    samples = rows(4, "a") + chinese_rows(5)
+    persons = sorted({s.writer for s in samples})
+    spec = BatchSpec(writers=4, genuine=2, forged=2, forgery_writer_share=0.5)
+    sampler = WriterBatchSampler(samples, persons, spec, seed=0, impostors=True)
+    for step in range(20):
+        b = sampler.batch(step)
+        imp = [(i, t) for i, t in zip(b.indices, b.impostor_of, strict=True) if t]
+        assert len(imp) == 2 * 2  # two signers without forgeries, two impostors each
+        for i, target in imp:
+            assert samples[i].signer != target and samples[i].text == samples[[j for j in b.indices
+                                                                                  if samples[j].signer == target][0]].text
+    plain = WriterBatchSampler(samples, persons, spec, seed=0, impostors=False)
+    assert all(not t for t in plain.batch(3).impostor_of)
+    # only training persons: impostors never come from outside the split
+    some = WriterBatchSampler(samples, persons[:6], spec, seed=0, impostors=True)
+    for step in range(10):
+        assert all(samples[i].writer in persons[:6] for i in some.batch(step).indices)
+
+
+def test_make_batch_marks_impostors_as_forgeries_of_their_target():
+    samples = chinese_rows(2, names=1, media=2)  # p0/n0 x2, p1/n0 x2
+    cache = np.zeros((len(samples), 155, 220), np.uint8)
+    index = {"p0/n0": 0, "p1/n0": 1}
+    _, writers, forged = make_batch(cache, samples, [0, 1, 2], index, None, ["", "", "p0/n0"])
+    assert writers.tolist() == [0, 0, 0] and forged.tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="impostor_of"):
+        make_batch(cache, samples, [0, 1], index, None, [""])

@@ -37,6 +37,17 @@ def test_protocol_references_are_first_k_sorted_genuine():
     assert scores.n_writers_fewer_references == 0
 
 
+def test_protocol_groups_by_signer_not_person():
+    """A person who writes two names is two signers: each name has its own references and queries."""
+    rows = [Sample(Path(f"p/{k}"), f"p/{k}", "p", "genuine", "c", f"p/n{k % 2}", f"t{k % 2}") for k in range(6)]
+    emb = np.zeros((6, 2), np.float32)
+    emb[:, 0] = [0, 100, 1, 101, 2, 102]  # name 0 near 0, name 1 near 100
+    scores = protocol_scores(rows, emb, k=2)
+    assert scores.n_writers == 2
+    assert scores.genuine.tolist() == pytest.approx([1.5, 1.5])  # each query against its own name
+    assert sorted(scores.random.tolist()) == pytest.approx([98.5, 101.5])
+
+
 def test_protocol_caps_references_for_small_writers():
     rows = [sample("a", "genuine", f"a/g{i}") for i in range(3)] + [sample("a", "forged", "a/f")]
     rows += [sample("b", "genuine", f"b/g{i}") for i in range(8)]

@@ -116,3 +116,16 @@ def test_bad_input_raises():
         preprocess_signature(np.zeros((0, 5), np.uint8))
     with pytest.raises(ValueError, match="size"):
         preprocess_signature(np.zeros((10, 10), np.uint8), size=(4, 4))
+
+
+def test_long_stroke_at_the_edge_of_a_tight_crop_is_kept():
+    """A straight pen stroke along the crop's edge (common in tightly cropped Chinese names) is ink,
+    not a frame line: it spans most of the side, but not all of it."""
+    img = np.full((120, 200), 255, np.uint8)
+    img[30:60, 20:120] = 255 - 200 * (np.random.default_rng(3).random((30, 100)) > 0.7)
+    img[8:112, 192:199] = 20  # a vertical stroke over 87 % of the height, at the right edge
+    out = preprocess_signature(img)
+    assert (out > 0.5).mean(axis=0).max() > 0.6  # some column still holds the tall stroke
+    framed = img.copy()
+    framed[:, 195:] = 0  # a real frame line: the whole side
+    assert preprocess_signature(framed)[:, -3:].max() < 0.5
