@@ -28,6 +28,7 @@ from models import evaluate_cleaning, evaluate_detection, metrics
 from models.data import Sample, load_gray, read_manifest
 from models.evaluate_cleaning import query_images
 from models.verification import Calibration, writer_distances
+from transforms.noise import NOISE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ def _add_verification(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, default=None, help="safetensors file (default: shipped signet_s4)")
     p.add_argument("--clean", action="store_true", help="run the cleaning model on the queries first")
     p.add_argument("--noisy-queries", type=int, default=None, metavar="SEED", help="seeded document noise on the queries")
+    p.add_argument("--noise-kind", action="append", default=None, choices=NOISE_KINDS, dest="noise_kinds",
+                   help="with --noisy-queries: only these noise kinds (repeatable; default: a random mix per image)")
     p.add_argument("--cleaner", type=Path, default=None, help="cleaner safetensors (default: shipped cyclegan_default)")
     p.add_argument("--split", choices=("all", "validation", "train"), default="all",
                    help="restrict to the model card's validation (or training) writers")
@@ -158,6 +161,8 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     from models.embed import embed_images
     from models.weights import load_embedder, resolve_device
 
+    if args.noise_kinds and args.noisy_queries is None:
+        raise ValueError(f"--noise-kind {args.noise_kinds} needs --noisy-queries SEED")
     device = resolve_device(args.device)
     model, card = load_embedder(args.weights, device)
     rows = select_samples(read_manifest(args.manifest), card, args.split, args.dataset, args.max_writers)
@@ -166,12 +171,13 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     emb = embed_images(model, images, args.batch_size, device)
     q_emb = None
     if args.clean or args.noisy_queries is not None:  # queries noisy and/or cleaned, references as they are
-        q_emb = embed_images(model, query_images(images, args.clean, args.noisy_queries, args.cleaner, device),
+        q_emb = embed_images(model, query_images(images, args.clean, args.noisy_queries, args.cleaner, device,
+                                                 args.noise_kinds),
                              args.batch_size, device)
     scores = protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb)
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
            "datasets": args.dataset, "references_per_writer": args.references_per_writer,
-           "clean": args.clean, "noisy_queries": args.noisy_queries}
+           "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
     out.update(summarize(scores, Calibration.from_card(card)))
     return out
 

@@ -54,10 +54,11 @@ def ssim(image: np.ndarray, reference: np.ndarray) -> float:
 
 
 def query_images(images: Sequence[np.ndarray], clean: bool, noise_seed: int | None, cleaner: Path | None = None,
-                 device: str | torch.device = "cpu") -> list[np.ndarray]:
+                 device: str | torch.device = "cpu", noise_kinds: Sequence[str] | None = None) -> list[np.ndarray]:
     """The query versions of ``(H, W) uint8`` images for ``verification``: document noise seeded by
-    ``default_rng([noise_seed, i])`` when ``noise_seed`` is given, then the cleaner (``cleaner`` weights,
-    default shipped; at the card's ``max_side``) when ``clean``."""
+    ``default_rng([noise_seed, i])`` when ``noise_seed`` is given (only ``noise_kinds`` when given, else a
+    random mix), then the cleaner (``cleaner`` weights, default shipped; at the card's ``max_side``)
+    when ``clean``."""
     from models.clean import clean_images, default_cleaner_path, load_cleaner
     from transforms.noise import add_document_noise
 
@@ -66,7 +67,7 @@ def query_images(images: Sequence[np.ndarray], clean: bool, noise_seed: int | No
                          "(train them with python -m models.train_cyclegan --export default)")
     out = list(images)
     if noise_seed is not None:
-        out = [add_document_noise(im, np.random.default_rng([noise_seed, i])) for i, im in enumerate(out)]
+        out = [add_document_noise(im, np.random.default_rng([noise_seed, i]), noise_kinds) for i, im in enumerate(out)]
     if clean:
         model, card = load_cleaner(cleaner, device)
         log.info("cleaning %d queries with %s", len(out), card.get("model_version"))

@@ -91,6 +91,12 @@ def test_cli_writes_json(tmp_path, capsys):
         assert 0.0 <= result[key] <= 1.0
 
 
+def test_cli_noise_kind_needs_noisy_queries(tmp_path):
+    manifest = write_signature_manifest(tmp_path / "sigs")
+    with pytest.raises(ValueError, match="noisy-queries"):
+        main(["verification", "--manifest", str(manifest), "--noise-kind", "stamp"])
+
+
 def test_cli_split_from_card(tmp_path):
     manifest = write_signature_manifest(tmp_path / "data")
     weights = tiny_weights(tmp_path)

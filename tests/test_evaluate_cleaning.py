@@ -50,6 +50,16 @@ def test_query_images_noise_is_seeded_and_keeps_sizes(tmp_path):
     assert query_images(imgs, False, None)[0] is imgs[0]
 
 
+
+def test_query_images_noise_kinds_are_those_asked_for():
+    from transforms.noise import add_document_noise
+
+    imgs = [np.full((60, 160), 250, np.uint8)]
+    got = query_images(imgs, False, 5, noise_kinds=["line"])[0]
+    assert np.array_equal(got, add_document_noise(imgs[0], np.random.default_rng([5, 0]), ["line"]))
+    assert not np.array_equal(got, query_images(imgs, False, 5, noise_kinds=["stamp"])[0])
+
+
 def _tiny_manifest(tmp_path):
     rng = np.random.default_rng(0)
     with (tmp_path / "m.csv").open("w", newline="") as fh:
