@@ -135,13 +135,23 @@ def test_max_regions_and_arguments() -> None:
 
 
 def test_fast_on_a_letter_page() -> None:
-    """Under 0.2 s of CPU per 200-dpi letter page (CPU time: wall time on this shared machine is noise)."""
+    """Under 0.2 s of CPU per 200-dpi letter page (CPU time: wall time on this shared machine is noise).
+
+    OpenCV runs single-threaded here: with its thread pool, process time also counts the pool's
+    spinning (0.19 s against 0.15 s of work on 2 cores), and the test flickered at the limit.
+    """
     page = signed_page(7)
-    find_signature_regions(page)  # warm up
-    start = time.process_time()
-    for _ in range(3):
-        find_signature_regions(page, config=FinderConfig())
-    assert (time.process_time() - start) / 3 < 0.2
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        find_signature_regions(page)  # warm up
+        start = time.process_time()
+        for _ in range(3):
+            find_signature_regions(page, config=FinderConfig())
+        per_page = (time.process_time() - start) / 3
+    finally:
+        cv2.setNumThreads(threads)
+    assert per_page < 0.2
 
 
 def rendered_contract(seed: int, scanned: bool) -> tuple[np.ndarray, list[Word], list[Box]]:
