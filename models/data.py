@@ -132,6 +132,26 @@ def split_writers(samples: Sequence[Sample], val_fraction: float, seed: int) -> 
     return sorted(train), sorted(val)
 
 
+@dataclass(frozen=True)
+class Split:
+    """A writer split and its rows."""
+
+    train_writers: list[str]
+    val_writers: list[str]
+    train: list[Sample]
+    val: list[Sample]
+
+
+def split_samples(samples: Sequence[Sample], val_fraction: float, seed: int,
+                  train_exclude_datasets: Iterable[str] = ()) -> Split:
+    """``split_writers`` and the rows of each side: training rows leave out ``train_exclude_datasets``
+    (whose writers still count in the split, so validation is that of all datasets)."""
+    train_w, val_w = split_writers(samples, val_fraction, seed)
+    tw, vw, skip = set(train_w), set(val_w), set(train_exclude_datasets)
+    return Split(train_w, val_w, [s for s in samples if s.writer in tw and s.dataset not in skip],
+                 [s for s in samples if s.writer in vw])
+
+
 def load_gray(path: Path) -> np.ndarray:
     """``(H, W) uint8`` grey image (cv2 IMREAD_GRAYSCALE); ValueError when unreadable."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -232,17 +252,14 @@ class WriterBatchSampler:
         for w in signers:
             g = self.genuine[w]
             chosen = list(rng.choice(g, self.spec.genuine, replace=len(g) < self.spec.genuine))
-            f = self.forged.get(w, [])
-            if not f and self.impostors and w in self.text_of:
-                others = [i for i in self.by_text[self.text_of[w]] if self.signer_of[i] != w]
-                imp = list(rng.choice(others, min(self.spec.forged, len(others)), replace=False)) if others else []
-                out += chosen + imp
-                impostor_of += [""] * len(chosen) + [str(w)] * len(imp)
-                continue
-            if f:
-                chosen += list(rng.choice(f, min(self.spec.forged, len(f)), replace=False))
-            out += chosen
-            impostor_of += [""] * len(chosen)
+            negatives, target = self.forged.get(w, []), ""
+            if not negatives and self.impostors and w in self.text_of:
+                negatives = [i for i in self.by_text[self.text_of[w]] if self.signer_of[i] != w]
+                target = str(w)
+            if negatives:
+                negatives = list(rng.choice(negatives, min(self.spec.forged, len(negatives)), replace=False))
+            out += chosen + negatives
+            impostor_of += [""] * len(chosen) + [target] * len(negatives)
         return Batch([int(i) for i in out], impostor_of)
 
 

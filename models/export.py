@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from models.data import load_preprocessed, read_manifest, split_writers
+from models.data import load_preprocessed, read_manifest, split_samples
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
@@ -64,8 +64,8 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     """
     torch.set_num_threads(cfg.threads)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    train_w, val_w = split_writers(samples, cfg.val_fraction, cfg.seed)
-    va = [s for s in samples if s.writer in set(val_w)]
+    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+    train_w, val_w, va = split.train_writers, split.val_writers, split.val
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
@@ -116,8 +116,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
                                "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
                  "seed": cfg.seed, "val_fraction": cfg.val_fraction,
                  "n_train_writers": len(train_w), "n_val_writers": len(val_w),
-                 "n_train_images": sum(s.writer in set(train_w) and s.dataset not in set(cfg.train_exclude_datasets)
-                                       for s in samples), "n_val_images": len(va),
+                 "n_train_images": len(split.train), "n_val_images": len(va),
                  "val_writers": val_w, "train_writers": train_w},
         "training": {"config": asdict(cfg), "steps_done": state["step"], "best_step": best.get("step"),
                      "train_seconds": round(state["train_seconds"], 1), "hardware": hardware(),

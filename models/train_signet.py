@@ -34,7 +34,7 @@ from models.data import (
     load_preprocessed,
     make_batch,
     read_manifest,
-    split_writers,
+    split_samples,
 )
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
@@ -164,9 +164,8 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    train_w, val_w = split_writers(samples, cfg.val_fraction, cfg.seed)
-    tr = [s for s in samples if s.writer in set(train_w) and s.dataset not in set(cfg.train_exclude_datasets)]
-    va = [s for s in samples if s.writer in set(val_w)]
+    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+    train_w, val_w, tr, va = split.train_writers, split.val_writers, split.train, split.val
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()
     tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
