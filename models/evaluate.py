@@ -8,7 +8,7 @@ references and every other image of that writer is a query. "Writer" here is the
 (``models.data.Sample.signer``): the person, or (person, name) where a dataset has every person write
 several names (cross_media_chinese), so that references and queries show the same signature. A writer with K or fewer genuine images
 keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
-is ``writer_distances`` (mean Euclidean distance to the references), as in the pipeline.
+is ``writer_distances`` (Euclidean distance to the mean of the references), as in the pipeline.
 """
 from __future__ import annotations
 

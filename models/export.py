@@ -22,6 +22,7 @@ from models.metrics import fit_logistic, match_threshold, mismatch_threshold
 from models.signet import build_embedder, count_parameters
 from models.verification import Calibration
 from models.weights import save_embedder
+from models.whitening import fold_into_linear, whitening_matrix, within_signer_covariance
 from transforms.preprocess import INPUT_SIZE
 
 if TYPE_CHECKING:
@@ -53,6 +54,20 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__, "cuda": torch.cuda.is_available()}
 
 
+def fit_whitening(model: torch.nn.Module, train: list, shrinkage: float) -> dict[str, Any]:
+    """Fold within-signer whitening (``models.whitening``), fitted on the genuine training images'
+    embeddings, into ``model.head.fc2`` in place; returns what the card records."""
+    genuine = [s for s in train if s.label == "genuine"]
+    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(genuine)], 64)
+    cov, n_signers = within_signer_covariance(emb, [s.signer for s in genuine])
+    fold_into_linear(model.head.fc2, whitening_matrix(cov, shrinkage))
+    log.info("whitening fitted on %d genuine training images of %d signers (shrinkage %.2f)",
+             len(genuine), n_signers, shrinkage)
+    return {"applied": True, "shrinkage": shrinkage, "n_images": len(genuine), "n_signers": n_signers,
+            "fitted_on": "embeddings of the training split's genuine images (eval mode, no augmentation), "
+                         "covariance around each signer's mean; folded into head.fc2 (models.whitening)"}
+
+
 def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
                  attach: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load ``out/best.safetensors``, calibrate on the validation writers, write weights + card.
@@ -69,6 +84,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
+    whitening = fit_whitening(model, split.train, cfg.whiten_shrinkage) if cfg.whiten else {"applied": False}
     emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(va)], 64)
     scores = protocol_scores(va, emb, cfg.references_per_writer)
     # match: FAR on skilled forgeries (random ones where validation has none);
@@ -94,7 +110,9 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
         "parameters": count_parameters(model),
         "input_size": list(INPUT_SIZE),
         "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)",
-        "score": "mean Euclidean distance to the signer's references (models.verification.writer_distances)",
+        "score": "Euclidean distance to the mean of the signer's reference embeddings "
+                 "(models.verification.writer_distances)",
+        "whitening": whitening,
         "calibration": cal.to_card() | {
             "calibrated_on": "validation writers, K references each: match = largest distance with FAR <= 1 % on "
                              + ("skilled forgeries" if scores.skilled.size else "random forgeries")

@@ -30,6 +30,7 @@ from torch import nn
 
 from models.data import (
     BatchSpec,
+    Sample,
     WriterBatchSampler,
     load_preprocessed,
     make_batch,
@@ -75,6 +76,12 @@ class TrainConfig:
     init_from: str = ""  # embedder safetensors to start from (a fine-tune); "" = random initialisation
     # same-text images of other signers as skilled negatives of signers without forgeries (models.data)
     impostors: bool = False
+    # classes of the writer head: "signer" (one class per signature) or "person" (a person's signatures share
+    # a class, so the head learns a hand's style across texts; the contrastive loss stays per signer)
+    writer_classes: str = "signer"
+    # at export: fold within-signer whitening of the training embeddings into the last layer (models.whitening)
+    whiten: bool = True
+    whiten_shrinkage: float = 0.1
 
 
 class AuxHeads(nn.Module):
@@ -84,6 +91,18 @@ class AuxHeads(nn.Module):
         super().__init__()
         self.writer = nn.Linear(dim, n_writers)
         self.forgery = nn.Linear(dim, 1)
+
+
+WRITER_CLASSES = ("signer", "person")
+
+
+def writer_class_labels(samples: Sequence[Sample], kind: str) -> torch.Tensor:
+    """Class id per sample for the writer head: by ``Sample.signer`` or by ``Sample.writer`` (the person)."""
+    if kind not in WRITER_CLASSES:
+        raise ValueError(f"writer classes must be one of {WRITER_CLASSES}, got {kind!r}")
+    keys = [s.signer if kind == "signer" else s.writer for s in samples]
+    index = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return torch.tensor([index[k] for k in keys], dtype=torch.int64)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -118,6 +137,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--impostors", action="store_true",
                    help="signers without forgeries get other signers' images of the same text as skilled negatives")
+    p.add_argument("--writer-classes", choices=WRITER_CLASSES, default="signer",
+                   help="classes of the writer head: signers, or persons (a hand across its texts)")
+    p.add_argument("--whiten-shrinkage", type=float, default=None,
+                   help="at export, shrinkage of the within-signer whitening (default 0.1; also on --export)")
+    p.add_argument("--no-whiten", action="store_true", help="export without within-signer whitening")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -140,7 +164,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                                        a.forgery_writer_share),
                        lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
-                       init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors)
+                       init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
+                       writer_classes=a.writer_classes, whiten=not a.no_whiten,
+                       whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -170,8 +196,9 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     t0 = time.time()
     tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
     log.info("preprocessed in %.0f s", time.time() - t0)
-    # classes are signers (a person's one signature); the split above is by person
+    # the contrastive loss compares signers (a person's one signature); the split above is by person
     writer_index = {w: i for i, w in enumerate(sorted({s.signer for s in tr}))}
+    class_of = writer_class_labels(tr, cfg.writer_classes)
     sampler = WriterBatchSampler(tr, train_w, cfg.batch, cfg.seed, cfg.impostors)
 
     model = build_embedder(cfg.arch)
@@ -179,7 +206,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
         model.load_state_dict(load_file(cfg.init_from))
         log.info("initialised from %s", cfg.init_from)
     model = model.to(memory_format=torch.channels_last)
-    heads = AuxHeads(model.embedding_dim, len(writer_index))
+    heads = AuxHeads(model.embedding_dim, int(class_of.max()) + 1)
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {"step": 0, "best_eer": None, "best_step": None, "train_seconds": 0.0, "history": [],
@@ -215,8 +242,9 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
         loss, stats = batch_contrastive_loss(emb, writers, forged, cfg.margin, cfg.skilled_weight)
         stats["contrastive"] = float(loss.detach())
         if cfg.writer_weight > 0:
-            # writer classification on genuine images: cross-entropy(W e + b, writer)
-            ce = F.cross_entropy(heads.writer(emb[~forged]), writers[~forged])
+            # writer classification on genuine images: cross-entropy(W e + b, class of the image)
+            classes = class_of[torch.as_tensor(batch.indices, dtype=torch.int64)]
+            ce = F.cross_entropy(heads.writer(emb[~forged]), classes[~forged])
             loss = loss + cfg.writer_weight * ce
             stats["writer_ce"] = float(ce.detach())
         if cfg.forgery_weight > 0 and imitation.any():
@@ -280,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg.minutes = a.minutes  # a resumed run may get a new wall-clock cap; the schedule stays
         train(cfg, a.resume, command)
     cfg = load_config(out)
+    if a.export or a.resume:  # export choices may be changed on an existing run
+        cfg.whiten = cfg.whiten and not a.no_whiten
+        if a.whiten_shrinkage is not None:
+            cfg.whiten_shrinkage = a.whiten_shrinkage
     export_to = Path(a.export_to) if a.export_to else out / "export" / f"{cfg.arch}.safetensors"
     attach = {}
     for item in a.attach:

@@ -1,8 +1,8 @@
 """EnrollReferences and Verify: SigNet embeddings of reference signatures and of found regions, compared.
 
 References are embedded once per run and reach Verify as a side input ``{signer_id: (K, D) float32}``;
-every region is compared with every enrolled signer (mean Euclidean distance to that signer's
-references, the same writer-level score that ``models.evaluate`` measures), and the model card's
+every region is compared with every enrolled signer (Euclidean distance to the mean of that signer's
+reference embeddings, the same writer-level score that ``models.evaluate`` measures), and the model card's
 calibration turns the distance into a similarity and a decision.
 """
 from __future__ import annotations

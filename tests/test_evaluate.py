@@ -27,8 +27,8 @@ def test_protocol_references_are_first_k_sorted_genuine():
     emb = np.zeros((len(rows), 2), np.float32)
     emb[:, 0] = [10, 11, 0, 12, 50, 100, 101, 130]  # a's refs (k=2): g0=0, g1=11 -> centre of refs
     scores = protocol_scores(rows, emb, k=2)
-    # a queries: g2 (12) and g3 (10): mean distance to refs {0, 11}; forgery 50
-    assert sorted(scores.genuine.tolist())[:2] == pytest.approx([5.5, 6.5])
+    # a queries: g2 (12) and g3 (10): distance to the mean of refs {0, 11} (5.5); forgery 50
+    assert sorted(scores.genuine.tolist())[:2] == pytest.approx([4.5, 6.5])
     assert scores.skilled.tolist() == pytest.approx([50 - 5.5])
     # b has 3 genuine: refs b/g0, b/g1 (100, 101), query b/g2 (130)
     assert scores.genuine.size == 3 and scores.n_writers == 2

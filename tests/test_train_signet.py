@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from models.train_signet import TrainConfig, lr_at, main
+import pytest
+
+from models.data import Sample
+from models.train_signet import TrainConfig, lr_at, main, writer_class_labels
 from models.verification import Calibration
 from models.weights import load_embedder
 from transforms.demo_corpus import write_signature_manifest
@@ -46,3 +50,24 @@ def test_lr_schedule():
     cfg = TrainConfig(manifest="m", out="o", steps=1000, warmup_steps=100, lr=1e-3)
     assert lr_at(cfg, 0) < lr_at(cfg, 50) < lr_at(cfg, 99) <= 1e-3
     assert lr_at(cfg, 100) > lr_at(cfg, 600) > lr_at(cfg, 1000) >= 1e-5
+
+
+def test_writer_classes_signer_or_person():
+    rows = [Sample(Path(f"/x/{i}.png"), f"{i}.png", w, "genuine", "d", signer=sg)
+            for i, (w, sg) in enumerate([("p1", "p1/n1"), ("p1", "p1/n2"), ("p2", "p2/n1"), ("p1", "p1/n1")])]
+    assert writer_class_labels(rows, "signer").tolist() == [0, 1, 2, 0]
+    assert writer_class_labels(rows, "person").tolist() == [0, 0, 1, 0]
+    with pytest.raises(ValueError, match="'people'"):
+        writer_class_labels(rows, "people")
+
+
+def test_train_with_person_classes(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    main(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--threads", "1", "--steps", "2",
+          "--eval-every", "2", "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1",
+          "--val-fraction", "0.5", "--writer-weight", "0.5", "--writer-classes", "person", "--export-to",
+          str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["writer_classes"] == "person"
+    assert json.loads((tmp_path / "run" / "last.json").read_text())["step"] == 2
