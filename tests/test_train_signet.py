@@ -44,6 +44,12 @@ def test_train_stop_resume_export(tmp_path, capsys):
     main([*common, "--export", "--export-to", str(weights), "--attach", f"left_out={tmp_path / 'lodo.json'}"])
     _, card2 = load_embedder(weights)
     assert card2["model_version"] == card["model_version"] and card2["evaluations"]["left_out"] == {"eer": 0.1}
+    # whitening is folded in by default (fitted on the training split); --no-whiten exports the raw embedder
+    assert card["whitening"]["applied"] and card["whitening"]["shrinkage"] == 0.1 and card["whitening"]["n_signers"] == 2
+    raw = tmp_path / "export" / "raw.safetensors"
+    main([*common, "--export", "--no-whiten", "--export-to", str(raw)])
+    _, card3 = load_embedder(raw)
+    assert card3["whitening"] == {"applied": False} and card3["model_version"] != card["model_version"]
 
 
 def test_lr_schedule():
