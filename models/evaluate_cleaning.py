@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = sorted(read_manifest(args.manifest), key=lambda s: s.rel_path)
     source = "all writers"
     if args.split != "all":
-        train_w, val_w, source = training_writers(rows, WEIGHTS_DIR / "signet_s4.json")
+        train_w, val_w, source = training_writers(rows, WEIGHTS_DIR / "signet_default.json")
         keep = set(val_w if args.split == "validation" else train_w)
         rows = [s for s in rows if s.writer in keep]
     if args.max_images and len(rows) > args.max_images:

@@ -68,6 +68,42 @@ def fit_whitening(model: torch.nn.Module, train: list, shrinkage: float) -> dict
                          "covariance around each signer's mean; folded into head.fc2 (models.whitening)"}
 
 
+def read_attachments(items: list[str]) -> dict[str, Any]:
+    """``--attach NAME=JSON`` items -> {name: parsed JSON}; each file must exist."""
+    attach = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            raise ValueError(f"--attach must be NAME=existing.json, got {item!r}")
+        attach[name] = json.loads(Path(path).read_text())
+    return attach
+
+
+def calibrate(model: torch.nn.Module, val: list, k: int) -> tuple[Calibration, dict[str, Any], bool]:
+    """Thresholds and similarity map of ``model`` on the validation rows ``val`` (K references each).
+
+    match: FAR on skilled forgeries (random ones where validation has none); mismatch: FRR over the
+    genuine queries of every validation writer (all datasets and media). Returns the calibration, the
+    protocol figures under it, and whether skilled forgeries were available.
+    """
+    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(val)], 64)
+    scores = protocol_scores(val, emb, k)
+    negatives = scores.skilled if scores.skilled.size else scores.random
+    positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
+    center, slope = fit_logistic(positives, negatives)
+    cal = Calibration(match=match_threshold(negatives), mismatch=mismatch_threshold(scores.genuine),
+                      center=center, slope=slope)
+    return cal, summarize(scores, cal), bool(scores.skilled.size)
+
+
+def calibration_rule(had_forgeries: bool) -> str:
+    """The card's words for how ``calibrate`` set the thresholds."""
+    return ("validation writers, K references each: match = largest distance with FAR <= 1 % on "
+            + ("skilled forgeries" if had_forgeries else "random forgeries")
+            + "; mismatch = distance beyond which <= 1 % of all genuine queries lie; similarity = "
+              "class-balanced logistic fit of genuine (writers with forgeries) vs those forgeries")
+
+
 def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
                  attach: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load ``out/best.safetensors``, calibrate on the validation writers, write weights + card.
@@ -85,16 +121,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
     whitening = fit_whitening(model, split.train, cfg.whiten_shrinkage) if cfg.whiten else {"applied": False}
-    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(va)], 64)
-    scores = protocol_scores(va, emb, cfg.references_per_writer)
-    # match: FAR on skilled forgeries (random ones where validation has none);
-    # mismatch: FRR over the genuine queries of every validation writer (all datasets and media)
-    negatives = scores.skilled if scores.skilled.size else scores.random
-    positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
-    center, slope = fit_logistic(positives, negatives)
-    cal = Calibration(match=match_threshold(negatives), mismatch=mismatch_threshold(scores.genuine),
-                      center=center, slope=slope)
-    figures = summarize(scores, cal)
+    cal, figures, had_forgeries = calibrate(model, va, cfg.references_per_writer)
     state = json.loads((out / "last.json").read_text())
     best = json.loads((out / "best.json").read_text())
     export_to.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +141,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
                  "(models.verification.writer_distances)",
         "whitening": whitening,
         "calibration": cal.to_card() | {
-            "calibrated_on": "validation writers, K references each: match = largest distance with FAR <= 1 % on "
-                             + ("skilled forgeries" if scores.skilled.size else "random forgeries")
-                             + "; mismatch = distance beyond which <= 1 % of all genuine queries lie; similarity = "
-                               "class-balanced logistic fit of genuine (writers with forgeries) vs those forgeries",
-            "max_far": 0.01, "max_frr": 0.01},
+            "calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01, "max_frr": 0.01},
         "validation": figures | {"references_per_writer": cfg.references_per_writer,
                                  "protocol": "per writer the first K genuine images in sorted path order are "
                                              "references, every other image of the writer is a query; writers "

@@ -11,7 +11,7 @@ Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, se
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -88,9 +88,35 @@ def _signet_s4() -> nn.Module:
     return SigNet(conv1_stride=4, norm="bn")
 
 
+class EmbedderEnsemble(nn.Module):
+    """Several embedders side by side: their embeddings concatenated, ``(N, sum of dims)``.
+
+    The squared distance between two concatenated embeddings is the sum of the members' squared
+    distances, so the ensemble's writer score combines its members' without any new parameter.
+    Members are trained separately (``models.train_signet``) and assembled by ``models.ensemble``.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+        self.embedding_dim = sum(int(m.embedding_dim) for m in members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``."""
+        return torch.cat([m(x) for m in self.members], dim=1)
+
+
+def _signet_s4_ensemble(n: int) -> Callable[[], nn.Module]:
+    return lambda: EmbedderEnsemble([_signet_s4() for _ in range(n)])
+
+
 EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet": _signet,
     "signet_s4": _signet_s4,
+    "signet_s4x2": _signet_s4_ensemble(2),
+    "signet_s4x3": _signet_s4_ensemble(3),
 }
 
 

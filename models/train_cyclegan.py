@@ -149,7 +149,7 @@ def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[n
     """Training data plus a fixed monitor set (noisy, clean) of held-out training writers."""
     rng = np.random.default_rng([cfg.seed, 12345])
     samples = read_manifest(cfg.manifest)
-    train_w, val_w, source = training_writers(samples, WEIGHTS_DIR / "signet_s4.json")
+    train_w, val_w, source = training_writers(samples, WEIGHTS_DIR / "signet_default.json")
     perm = [train_w[i] for i in rng.permutation(len(train_w))]
     monitor_w, fit_w = sorted(perm[:cfg.monitor_writers]), sorted(perm[cfg.monitor_writers:])
     clean = load_clean(cfg.manifest, fit_w, cfg.scale, cfg.n_clean, rng)

@@ -157,7 +157,7 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
     if cfg.upright:
         pages = upright_pages(pages)
     train_idx, hold_idx = split_holdout(len(pages), cfg.holdout_fraction, cfg.seed)
-    signet_card = WEIGHTS_DIR / "signet_s4.json"
+    signet_card = WEIGHTS_DIR / "signet_default.json"
     card_writers = json.loads(signet_card.read_text()).get("data", {}).get("train_writers") if signet_card.is_file() else None
     sig_paths, writers = training_signature_paths(root / "signatures/manifest.csv", cfg.signet_val_fraction,
                                                   cfg.signet_seed, card_writers)
@@ -174,7 +174,7 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
         np.savez_compressed(cache, images=np.stack([p for p, _ in synth]), **arrays)
     info = {"train_pages": len(train_idx), "holdout_pages": len(hold_idx),
             "holdout_stems": [stems[i] for i in hold_idx], "synthetic_pages": len(synth),
-            "signature_writers": "models.weights/signet_s4.json data.train_writers" if card_writers else
+            "signature_writers": "models/weights/signet_default.json data.train_writers" if card_writers else
             f"models.data.split_writers(manifest, val_fraction={cfg.signet_val_fraction}, seed={cfg.signet_seed})[0]",
             "n_signature_writers": len(writers), "n_signature_images": len(sig_paths)}
     return [pages[i] for i in train_idx], [pages[i] for i in hold_idx], synth, info

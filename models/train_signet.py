@@ -2,7 +2,8 @@
 
     python -m models.train_signet --manifest ../shared/data/signatures/manifest.csv --arch signet_s4 \
         --out runs/<name> [--exclude-dataset handwritten_divyanshrai] [--steps N] [--minutes N] [--seed S] [--resume]
-    python -m models.train_signet --out runs/<name> --export [--export-to models/weights/signet_s4.safetensors]
+    python -m models.train_signet --out runs/<name> --export [--export-to runs/<name>/export/<arch>.safetensors]
+    python -m models.ensemble --run runs/<a> --run runs/<b> --out models/weights/signet_default.safetensors
 
 Loss: all-pairs contrastive loss in each writers x samples batch (Eq. 1 of Dey et al. 2017), plus
 optional auxiliary heads on the embedding used only in training (writer classification as in
@@ -39,7 +40,7 @@ from models.data import (
 )
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
-from models.export import export_model
+from models.export import export_model, read_attachments
 from models.losses import batch_contrastive_loss
 from models.signet import EMBEDDERS, build_embedder
 from models.weights import save_embedder
@@ -313,12 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.whiten_shrinkage is not None:
             cfg.whiten_shrinkage = a.whiten_shrinkage
     export_to = Path(a.export_to) if a.export_to else out / "export" / f"{cfg.arch}.safetensors"
-    attach = {}
-    for item in a.attach:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not Path(path).is_file():
-            raise ValueError(f"--attach must be NAME=existing.json, got {item!r}")
-        attach[name] = json.loads(Path(path).read_text())
+    attach = read_attachments(a.attach)
     card = export_model(cfg, out, export_to, command, attach)
     print(json.dumps({"weights": str(export_to), "model_version": card["model_version"],
                       "validation": card["validation"]}, indent=2))

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
-def default_weights_path(name: str = "signet_s4") -> Path:
+def default_weights_path(name: str = "signet_default") -> Path:
     """``models/weights/<name>.safetensors`` inside the installed package."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"weights name must be a plain file stem, got {name!r}")
@@ -35,21 +35,29 @@ def card_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def save_model_file(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
-    """Write any model's state dict as safetensors at ``path`` and ``card`` (naming ``arch``) as JSON beside it."""
+def save_model_file(model: nn.Module, card: dict[str, Any], path: str | Path,
+                    storage_dtype: torch.dtype | None = None) -> Path:
+    """Write any model's state dict as safetensors at ``path`` and ``card`` (naming ``arch``) as JSON beside it.
+
+    ``storage_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type to halve the
+    file; loading copies them back into the float32 model (``load_state_dict`` converts).
+    """
     if "arch" not in card:
         raise ValueError(f"card must name the architecture under 'arch', got keys {sorted(card)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if storage_dtype is not None:
+        state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path), metadata={"arch": str(card["arch"])})
     card_path(path).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     return path
 
 
-def save_embedder(model: nn.Module, card: dict[str, Any], path: str | Path) -> Path:
+def save_embedder(model: nn.Module, card: dict[str, Any], path: str | Path,
+                  storage_dtype: torch.dtype | None = None) -> Path:
     """Write the embedder's state dict as safetensors at ``path`` and ``card`` as JSON beside it."""
-    return save_model_file(model, card, path)
+    return save_model_file(model, card, path, storage_dtype)
 
 
 def load_model_file(path: Path, build: Callable[[str], nn.Module], device: str | torch.device,

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where models run: auto = CUDA when present, else CPU")
     parser.add_argument("--weights", default=None, metavar="PATH",
                         help="SigNet weights (.safetensors with its .json model card beside it); "
-                             "default: the shipped models/weights/signet_s4.safetensors")
+                             "default: the shipped models/weights/signet_default.safetensors")
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="largest model batch (RunInference batches up to this size)")
     parser.add_argument("--model_threads", type=int, default=0,

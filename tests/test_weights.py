@@ -48,7 +48,7 @@ def test_load_errors(tmp_path):
 
 def test_default_path_is_inside_the_package():
     p = default_weights_path()
-    assert p.name == "signet_s4.safetensors" and p.parent.name == "weights" and p.parent.parent.name == "models"
+    assert p.name == "signet_default.safetensors" and p.parent.name == "weights" and p.parent.parent.name == "models"
     with pytest.raises(ValueError, match="plain file stem"):
         default_weights_path("../x")
 

@@ -1,0 +1,177 @@
+"""Assemble trained SigNet runs into one ensemble embedder, calibrate it and export it with a card.
+
+    python -m models.ensemble --run runs/s6 --run runs/s8 --out models/weights/signet_default.safetensors \
+        [--storage float16] [--attach NAME=JSON ...]
+
+Each run's best checkpoint is loaded and whitened on its own training split exactly as
+``models.train_signet --export`` does; the members' embeddings are concatenated
+(``models.signet.EmbedderEnsemble``), so the ensemble's squared distance is the sum of theirs. The
+runs must share one writer split (manifest, seed, validation fraction, excluded datasets), so that the
+calibration on the validation writers never sees a member's training writer.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from models.data import read_manifest, split_samples
+from models.export import calibrate, calibration_rule, file_sha256, fit_whitening, hardware, read_attachments
+from models.signet import EMBEDDERS, EmbedderEnsemble, build_embedder, count_parameters
+from models.train_signet import TrainConfig, load_config
+from models.weights import save_embedder
+from transforms.preprocess import INPUT_SIZE
+
+log = logging.getLogger(__name__)
+
+STORAGE = {"float32": None, "float16": torch.float16}
+SPLIT_KEYS = ("manifest", "seed", "val_fraction", "exclude_datasets", "references_per_writer")
+
+
+def ensemble_arch(member_arch: str, n: int) -> str:
+    """The registered name of ``n`` members of ``member_arch`` (e.g. ``signet_s4x2``)."""
+    name = f"{member_arch}x{n}"
+    if name not in EMBEDDERS:
+        raise ValueError(f"no registered ensemble of {n} {member_arch!r} members (known: {sorted(EMBEDDERS)})")
+    return name
+
+
+def check_same_split(configs: Sequence[TrainConfig]) -> None:
+    """Members must share the writer split: same manifest, seed, fraction, excluded datasets, K."""
+    for key in SPLIT_KEYS:
+        values = {json.dumps(getattr(c, key)) for c in configs}
+        if len(values) > 1:
+            raise ValueError(f"runs differ in {key}: {sorted(values)}; an ensemble needs one writer split")
+    if len({c.arch for c in configs}) > 1:
+        raise ValueError(f"runs mix architectures {sorted({c.arch for c in configs})}")
+
+
+def round_through(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Round every floating parameter and buffer through ``dtype`` in place (what storing in it does)."""
+    if dtype is None:
+        return
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.to(dtype).to(t.dtype))
+
+
+def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]]]:
+    """Load and whiten each run's best checkpoint; returns the ensemble, the configs and member records."""
+    configs = [load_config(r) for r in runs]
+    check_same_split(configs)
+    members, records = [], []
+    for run, cfg in zip(runs, configs, strict=True):
+        samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
+        split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+        model = build_embedder(cfg.arch)
+        model.load_state_dict(load_file(str(run / "best.safetensors")))
+        model.eval()
+        whitening = fit_whitening(model, split.train, cfg.whiten_shrinkage) if cfg.whiten else {"applied": False}
+        state = json.loads((run / "last.json").read_text())
+        best = json.loads((run / "best.json").read_text())
+        members.append(model)
+        records.append({"run": str(run), "command": state.get("command"), "config": asdict(cfg),
+                        "best_step": best.get("step"), "steps_done": state["step"],
+                        "train_seconds": round(state["train_seconds"], 1),
+                        "member_validation": {k: best.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
+                        "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets})
+    ensemble = EmbedderEnsemble(members)
+    ensemble.eval()
+    return ensemble, configs, records
+
+
+def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command: str,
+                    attach: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble ``runs``, round to the storage type, calibrate on the shared validation writers, write weights + card."""
+    if storage not in STORAGE:
+        raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
+    torch.set_num_threads(1)
+    model, configs, records = assemble(runs)
+    arch = ensemble_arch(configs[0].arch, len(runs))
+    round_through(model, STORAGE[storage])  # calibrate exactly the weights that will be loaded
+    cfg = configs[0]
+    samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
+    # validation writers are the same for every member; training images differ only by train_exclude_datasets
+    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer)
+    card: dict[str, Any] = {"arch": arch}
+    save_embedder(model, card, export_to, STORAGE[storage])
+    digest = file_sha256(export_to)
+    today = dt.datetime.now(dt.timezone.utc)
+    card.update({
+        "model_version": f"{arch}-{today:%Y%m%d}-{digest[:8]}",
+        "weights_sha256": digest,
+        "storage_dtype": storage,
+        "embedding_dim": model.embedding_dim,
+        "parameters": count_parameters(model),
+        "input_size": list(INPUT_SIZE),
+        "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)",
+        "score": "Euclidean distance to the mean of the signer's reference embeddings "
+                 "(models.verification.writer_distances) on the members' concatenated whitened embeddings",
+        "ensemble": "models.signet.EmbedderEnsemble: each member's best checkpoint, whitened on its training "
+                    "split (models.whitening), embeddings concatenated; assembled by models.ensemble",
+        "members": records,
+        "calibration": cal.to_card() | {"calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01,
+                                        "max_frr": 0.01},
+        "validation": figures | {"references_per_writer": cfg.references_per_writer,
+                                 "protocol": "per writer the first K genuine images in sorted path order are "
+                                             "references, every other image of the writer is a query; writers "
+                                             "with <= K genuine images keep all but one as references; a "
+                                             "writer here is a signer (data.signers)"},
+        "data": {"manifest": cfg.manifest, "datasets": sorted({s.dataset for s in samples}),
+                 "excluded_datasets": cfg.exclude_datasets,
+                 "signers": "models.data.Sample.signer: the writer, except cross_media_chinese where every person "
+                            "writes the same ten names: a signer is (person, name)",
+                 "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
+                               "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
+                 "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+                 "n_train_writers": len(split.train_writers), "n_val_writers": len(split.val_writers),
+                 "n_val_images": len(split.val), "val_writers": split.val_writers,
+                 "train_writers": split.train_writers},
+        "training": {"hardware": hardware(), "train_seconds": round(sum(r["train_seconds"] for r in records), 1)},
+        "evaluations": attach or {},
+        "command": command,
+        "created": today.isoformat(timespec="seconds"),
+    })
+    save_embedder(model, card, export_to, STORAGE[storage])
+    if file_sha256(export_to) != digest:
+        raise RuntimeError(f"weights of {export_to} changed between saves")
+    log.info("exported %s (%s): validation %s", export_to, card["model_version"], figures)
+    return card
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m models.ensemble", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", action="append", required=True, type=Path, help="a models.train_signet run folder (2+)")
+    p.add_argument("--out", required=True, type=Path, help="weights path (.safetensors); the card goes beside it")
+    p.add_argument("--storage", choices=sorted(STORAGE), default="float16",
+                   help="dtype of the stored tensors (float16 halves the file; calibration uses the rounded weights)")
+    p.add_argument("--attach", action="append", default=[], metavar="NAME=JSON",
+                   help="add an evaluation JSON (models.evaluate --json) to the card under evaluations.NAME")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    a = parse_args(argv)
+    command = "python -m models.ensemble " + " ".join(sys.argv[1:] if argv is None else argv)
+    attach = read_attachments(a.attach)
+    card = export_ensemble(a.run, a.out, a.storage, command, attach)
+    print(json.dumps({"weights": str(a.out), "model_version": card["model_version"],
+                      "validation": card["validation"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
