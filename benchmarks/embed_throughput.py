@@ -1,6 +1,8 @@
 """Embedding throughput of a SigNet embedder on CPU: signatures per second at a given batch size.
 
-    python benchmarks/embed_throughput.py [--arch signet_s4] [--threads 2] [--batch-size 32] [--batches 10]
+    python benchmarks/embed_throughput.py [--arch NAME] [--threads 2] [--batch-size 32] [--batches 10]
+
+``--arch`` defaults to the architecture of the shipped weights' card (``models/weights/signet_default.json``).
 
 Measures ``models.embed.embed_batch`` (the pipeline's inference function) on preprocessed inputs,
 and, separately, ``preprocess_signature`` on synthetic crops; prints a table.
@@ -15,6 +17,7 @@ import torch
 
 from models.embed import embed_batch
 from models.signet import EMBEDDERS, build_embedder, count_parameters
+from models.weights import default_weights_path, load_card
 from transforms.preprocess import INPUT_SIZE, preprocess_signature
 from transforms.synth_signature import draw_signature, make_style
 
@@ -44,11 +47,13 @@ def measure_preprocess(n: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=sorted(EMBEDDERS), default="signet_s4")
+    p.add_argument("--arch", choices=sorted(EMBEDDERS), default=None, help="default: the shipped weights' architecture")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batches", type=int, default=10)
     a = p.parse_args()
+    if a.arch is None:
+        a.arch = load_card(default_weights_path())["arch"]
     torch.set_num_threads(a.threads)
     params = count_parameters(build_embedder(a.arch))
     rows = [(f"embed_batch {a.arch} ({params / 1e6:.2f} M params)", measure_embedding(a.arch, a.batch_size, a.batches, False)),
