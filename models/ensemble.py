@@ -12,7 +12,6 @@ calibration on the validation writers never sees a member's training writer.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -25,12 +24,20 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from models.data import read_manifest, split_samples
-from models.export import calibrate, calibration_rule, file_sha256, fit_whitening, hardware, read_attachments
-from models.signet import EMBEDDERS, EmbedderEnsemble, build_embedder, count_parameters
+from models.data import Split, read_manifest, split_samples
+from models.export import (
+    VALIDATION_PROTOCOL,
+    calibrate,
+    calibration_rule,
+    data_card,
+    fit_whitening,
+    genuine_training_images,
+    hardware,
+    read_attachments,
+    write_weights_and_card,
+)
+from models.signet import EMBEDDERS, EmbedderEnsemble, build_embedder
 from models.train_signet import TrainConfig, load_config
-from models.weights import save_embedder
-from transforms.preprocess import INPUT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +73,28 @@ def round_through(model: nn.Module, dtype: torch.dtype | None) -> None:
                 t.copy_(t.to(dtype).to(t.dtype))
 
 
-def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]]]:
-    """Load and whiten each run's best checkpoint; returns the ensemble, the configs and member records."""
+def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]], list, Split]:
+    """Load and whiten each run's best checkpoint. Returns the ensemble, the configs, the member
+    records, the manifest rows and the first run's split (the validation writers all members share)."""
     configs = [load_config(r) for r in runs]
     check_same_split(configs)
+    first = configs[0]  # same manifest, excluded datasets, seed and fraction for every member
+    samples = [s for s in read_manifest(first.manifest) if s.dataset not in set(first.exclude_datasets)]
+    splits: dict[tuple[str, ...], Split] = {}
+    training_images: dict[tuple[str, ...], tuple[list, Any]] = {}  # members differ at most by train_exclude_datasets
     members, records = [], []
     for run, cfg in zip(runs, configs, strict=True):
-        samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-        split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+        key = tuple(sorted(cfg.train_exclude_datasets))
+        if key not in splits:
+            splits[key] = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
         model = build_embedder(cfg.arch)
         model.load_state_dict(load_file(str(run / "best.safetensors")))
         model.eval()
-        whitening = fit_whitening(model, split.train, cfg.whiten_shrinkage) if cfg.whiten else {"applied": False}
+        whitening: dict[str, Any] = {"applied": False}
+        if cfg.whiten:
+            if key not in training_images:
+                training_images[key] = genuine_training_images(splits[key].train)
+            whitening = fit_whitening(model, *training_images[key], cfg.whiten_shrinkage)
         state = json.loads((run / "last.json").read_text())
         best = json.loads((run / "best.json").read_text())
         members.append(model)
@@ -88,7 +105,7 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
                         "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets})
     ensemble = EmbedderEnsemble(members)
     ensemble.eval()
-    return ensemble, configs, records
+    return ensemble, configs, records, samples, splits[tuple(sorted(first.train_exclude_datasets))]
 
 
 def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command: str,
@@ -97,26 +114,13 @@ def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command
     if storage not in STORAGE:
         raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
     torch.set_num_threads(1)
-    model, configs, records = assemble(runs)
+    model, configs, records, samples, split = assemble(runs)
     arch = ensemble_arch(configs[0].arch, len(runs))
     round_through(model, STORAGE[storage])  # calibrate exactly the weights that will be loaded
     cfg = configs[0]
-    samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    # validation writers are the same for every member; training images differ only by train_exclude_datasets
-    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
     cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer)
-    card: dict[str, Any] = {"arch": arch}
-    save_embedder(model, card, export_to, STORAGE[storage])
-    digest = file_sha256(export_to)
-    today = dt.datetime.now(dt.timezone.utc)
-    card.update({
-        "model_version": f"{arch}-{today:%Y%m%d}-{digest[:8]}",
-        "weights_sha256": digest,
+    return write_weights_and_card(model, arch, export_to, {
         "storage_dtype": storage,
-        "embedding_dim": model.embedding_dim,
-        "parameters": count_parameters(model),
-        "input_size": list(INPUT_SIZE),
-        "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)",
         "score": "Euclidean distance to the mean of the signer's reference embeddings "
                  "(models.verification.writer_distances) on the members' concatenated whitened embeddings",
         "ensemble": "models.signet.EmbedderEnsemble: each member's best checkpoint, whitened on its training "
@@ -124,31 +128,12 @@ def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command
         "members": records,
         "calibration": cal.to_card() | {"calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01,
                                         "max_frr": 0.01},
-        "validation": figures | {"references_per_writer": cfg.references_per_writer,
-                                 "protocol": "per writer the first K genuine images in sorted path order are "
-                                             "references, every other image of the writer is a query; writers "
-                                             "with <= K genuine images keep all but one as references; a "
-                                             "writer here is a signer (data.signers)"},
-        "data": {"manifest": cfg.manifest, "datasets": sorted({s.dataset for s in samples}),
-                 "excluded_datasets": cfg.exclude_datasets,
-                 "signers": "models.data.Sample.signer: the writer, except cross_media_chinese where every person "
-                            "writes the same ten names: a signer is (person, name)",
-                 "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
-                               "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
-                 "seed": cfg.seed, "val_fraction": cfg.val_fraction,
-                 "n_train_writers": len(split.train_writers), "n_val_writers": len(split.val_writers),
-                 "n_val_images": len(split.val), "val_writers": split.val_writers,
-                 "train_writers": split.train_writers},
+        "validation": figures | {"references_per_writer": cfg.references_per_writer, "protocol": VALIDATION_PROTOCOL},
+        "data": data_card(cfg, samples, split),
         "training": {"hardware": hardware(), "train_seconds": round(sum(r["train_seconds"] for r in records), 1)},
         "evaluations": attach or {},
         "command": command,
-        "created": today.isoformat(timespec="seconds"),
-    })
-    save_embedder(model, card, export_to, STORAGE[storage])
-    if file_sha256(export_to) != digest:
-        raise RuntimeError(f"weights of {export_to} changed between saves")
-    log.info("exported %s (%s): validation %s", export_to, card["model_version"], figures)
-    return card
+    }, STORAGE[storage])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -121,7 +121,7 @@ def summarize(scores: ProtocolScores, calibration: Calibration | None) -> dict[s
 def _add_verification(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, type=Path, help="CSV with path, writer, label")
     p.add_argument("--references-per-writer", type=int, default=5, metavar="K")
-    p.add_argument("--weights", type=Path, default=None, help="safetensors file (default: shipped signet_s4)")
+    p.add_argument("--weights", type=Path, default=None, help="safetensors file (default: the shipped models/weights/signet_default.safetensors)")
     p.add_argument("--clean", action="store_true", help="run the cleaning model on the queries first")
     p.add_argument("--noisy-queries", type=int, default=None, metavar="SEED", help="seeded document noise on the queries")
     p.add_argument("--noise-kind", action="append", default=None, choices=NOISE_KINDS, dest="noise_kinds",

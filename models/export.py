@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from models.data import load_preprocessed, read_manifest, split_samples
+from models.data import Split, load_preprocessed, read_manifest, split_samples
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
@@ -54,11 +54,17 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__, "cuda": torch.cuda.is_available()}
 
 
-def fit_whitening(model: torch.nn.Module, train: list, shrinkage: float) -> dict[str, Any]:
-    """Fold within-signer whitening (``models.whitening``), fitted on the genuine training images'
-    embeddings, into ``model.head.fc2`` in place; returns what the card records."""
+def genuine_training_images(train: list) -> tuple[list, np.ndarray]:
+    """The genuine rows of a training split and their preprocessed images (what whitening is fitted on)."""
     genuine = [s for s in train if s.label == "genuine"]
-    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(genuine)], 64)
+    return genuine, load_preprocessed(genuine)
+
+
+def fit_whitening(model: torch.nn.Module, genuine: list, images: np.ndarray, shrinkage: float) -> dict[str, Any]:
+    """Fold within-signer whitening (``models.whitening``), fitted on the embeddings of the genuine
+    training rows ``genuine`` (preprocessed ``images``, ``genuine_training_images``), into
+    ``model.head.fc2`` in place; returns what the card records."""
+    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in images], 64)
     cov, n_signers = within_signer_covariance(emb, [s.signer for s in genuine])
     fold_into_linear(model.head.fc2, whitening_matrix(cov, shrinkage))
     log.info("whitening fitted on %d genuine training images of %d signers (shrinkage %.2f)",
@@ -104,6 +110,48 @@ def calibration_rule(had_forgeries: bool) -> str:
               "class-balanced logistic fit of genuine (writers with forgeries) vs those forgeries")
 
 
+VALIDATION_PROTOCOL = ("per writer the first K genuine images in sorted path order are references, every other "
+                       "image of the writer is a query; writers with <= K genuine images keep all but one as "
+                       "references; a writer here is a signer (data.signers)")
+
+
+def data_card(cfg: TrainConfig, samples: list, split: Split) -> dict[str, Any]:
+    """The card's ``data`` section: manifest, datasets, signer rule and the writer split."""
+    return {"manifest": cfg.manifest, "datasets": sorted({s.dataset for s in samples}),
+            "excluded_datasets": cfg.exclude_datasets,
+            "signers": "models.data.Sample.signer: the writer, except cross_media_chinese where every person "
+                       "writes the same ten names: a signer is (person, name), references and queries "
+                       "are per signer, and with impostors on, other persons' images of the same name are "
+                       "a signer's skilled negatives in training",
+            "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
+                          "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
+            "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+            "n_train_writers": len(split.train_writers), "n_val_writers": len(split.val_writers),
+            "n_val_images": len(split.val), "val_writers": split.val_writers, "train_writers": split.train_writers}
+
+
+def write_weights_and_card(model: torch.nn.Module, arch: str, export_to: Path, fields: dict[str, Any],
+                           storage_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Save the weights, name the version after their digest, then write the card (``fields`` after the
+    common keys); fails if the weights changed between the two saves. Returns the card."""
+    export_to.parent.mkdir(parents=True, exist_ok=True)
+    card: dict[str, Any] = {"arch": arch}
+    save_embedder(model, card, export_to, storage_dtype)
+    digest = file_sha256(export_to)
+    today = dt.datetime.now(dt.timezone.utc)
+    card.update({"model_version": f"{arch}-{today:%Y%m%d}-{digest[:8]}", "weights_sha256": digest,
+                 "embedding_dim": model.embedding_dim, "parameters": count_parameters(model),
+                 "input_size": list(INPUT_SIZE),
+                 "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)"})
+    card.update(fields)
+    card["created"] = today.isoformat(timespec="seconds")
+    save_embedder(model, card, export_to, storage_dtype)
+    if file_sha256(export_to) != digest:
+        raise RuntimeError(f"weights of {export_to} changed between saves")
+    log.info("exported %s (%s): validation %s", export_to, card["model_version"], card.get("validation"))
+    return card
+
+
 def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
                  attach: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load ``out/best.safetensors``, calibrate on the validation writers, write weights + card.
@@ -116,59 +164,27 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     torch.set_num_threads(cfg.threads)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
     split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
-    train_w, val_w, va = split.train_writers, split.val_writers, split.val
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
-    whitening = fit_whitening(model, split.train, cfg.whiten_shrinkage) if cfg.whiten else {"applied": False}
-    cal, figures, had_forgeries = calibrate(model, va, cfg.references_per_writer)
+    whitening = (fit_whitening(model, *genuine_training_images(split.train), cfg.whiten_shrinkage) if cfg.whiten
+                 else {"applied": False})
+    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer)
     state = json.loads((out / "last.json").read_text())
     best = json.loads((out / "best.json").read_text())
-    export_to.parent.mkdir(parents=True, exist_ok=True)
-    card: dict[str, Any] = {"arch": cfg.arch}
-    save_embedder(model, card, export_to)
-    digest = file_sha256(export_to)
-    today = dt.datetime.now(dt.timezone.utc)
-    datasets = sorted({s.dataset for s in samples})
-    card.update({
-        "model_version": f"{cfg.arch}-{today:%Y%m%d}-{digest[:8]}",
-        "weights_sha256": digest,
-        "embedding_dim": model.embedding_dim,
-        "parameters": count_parameters(model),
-        "input_size": list(INPUT_SIZE),
-        "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)",
+    return write_weights_and_card(model, cfg.arch, export_to, {
         "score": "Euclidean distance to the mean of the signer's reference embeddings "
                  "(models.verification.writer_distances)",
         "whitening": whitening,
         "calibration": cal.to_card() | {
             "calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01, "max_frr": 0.01},
-        "validation": figures | {"references_per_writer": cfg.references_per_writer,
-                                 "protocol": "per writer the first K genuine images in sorted path order are "
-                                             "references, every other image of the writer is a query; writers "
-                                             "with <= K genuine images keep all but one as references; a "
-                                             "writer here is a signer (data.signers)"},
-        "data": {"manifest": cfg.manifest, "datasets": datasets, "excluded_datasets": cfg.exclude_datasets,
-                 "train_excluded_datasets": cfg.train_exclude_datasets,
-                 "signers": "models.data.Sample.signer: the writer, except cross_media_chinese where every person "
-                            "writes the same ten names: a signer is (person, name), references and queries "
-                            "are per signer, and with impostors on, other persons' images of the same name are "
-                            "a signer's skilled negatives in training",
-                 "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
-                               "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
-                 "seed": cfg.seed, "val_fraction": cfg.val_fraction,
-                 "n_train_writers": len(train_w), "n_val_writers": len(val_w),
-                 "n_train_images": len(split.train), "n_val_images": len(va),
-                 "val_writers": val_w, "train_writers": train_w},
+        "validation": figures | {"references_per_writer": cfg.references_per_writer, "protocol": VALIDATION_PROTOCOL},
+        "data": data_card(cfg, samples, split) | {"train_excluded_datasets": cfg.train_exclude_datasets,
+                                                  "n_train_images": len(split.train)},
         "training": {"config": asdict(cfg), "steps_done": state["step"], "best_step": best.get("step"),
                      "train_seconds": round(state["train_seconds"], 1), "hardware": hardware(),
                      "history": state["history"]},
         "evaluations": attach or {},
         "command": state.get("command", command),
         "export_command": command,
-        "created": today.isoformat(timespec="seconds"),
     })
-    save_embedder(model, card, export_to)
-    if file_sha256(export_to) != digest:
-        raise RuntimeError(f"weights of {export_to} changed between saves")
-    log.info("exported %s (%s): validation %s", export_to, card["model_version"], figures)
-    return card

@@ -28,7 +28,7 @@ def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray]) 
     ``distances`` ``(N, S) float32``: the writer-level score used by evaluation and the pipeline.
     The mean of the references averages out their own variation, which matters with whitened
     embeddings (``models.whitening``): on validation writers it scored a lower skilled EER than the
-    mean of the K distances (18.7 vs 20.0 %, the model card's ``score_choice``).
+    mean of the K distances (18.7 vs 20.0 %, the model card's ``whitening_ablation``).
     """
     q = np.asarray(queries)
     if q.ndim != 2:
