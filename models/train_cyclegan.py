@@ -1,14 +1,15 @@
 """Train the cleaning CycleGAN (A = noisy crops -> B = clean signatures) on CPU, resumably.
 
     nice -n 15 python -m models.train_cyclegan --out runs/cyclegan [--generator resnet_6blocks_ngf16]
-        [--steps N --decay-steps N] [--lambda-paired 10] [--minutes M] [--resume] [--export NAME]
+        [--steps N --decay-steps N] [--lambda-paired 10] [--ink-weight 0] [--minutes M] [--resume] [--export NAME]
 
 Zhu et al. 2017 / pytorch-CycleGAN-and-pix2pix ``cycle_gan_model.py``: LSGAN losses, cycle (lambda 10)
 and identity (0.5 x lambda) losses, image pools of 50, Adam(2e-4, beta1 0.5), learning rate constant
 for ``steps`` then linearly decaying to 0 over ``decay_steps``. Optional paired L1 term on the synthetic
-(noisy, clean) pairs. Writes ``config.json``, ``last.pt``/``best.pt`` (best = highest PSNR on a fixed
-monitor set of held-out training writers) and ``log.jsonl`` under ``--out``; ``--export`` ships
-``best`` as ``models/weights/cyclegan_<name>.safetensors`` with its card.
+(noisy, clean) pairs, optionally weighted towards the target's ink (``--ink-weight``). Writes
+``config.json``, ``last.pt``/``best.pt`` (best = highest PSNR on a fixed monitor set of held-out
+training writers) and ``log.jsonl`` under ``--out``; ``--export`` ships ``best`` as
+``models/weights/cyclegan_<name>.safetensors`` with its card.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -42,7 +44,9 @@ from models.cyclegan import (
 )
 from models.data import read_manifest, shared_data_dir
 from models.evaluate_cleaning import psnr
-from models.weights import WEIGHTS_DIR
+from models.feature_loss import FeatureLoss
+from models.weights import WEIGHTS_DIR, load_embedder
+from transforms.preprocess import ink_geometry
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,11 @@ class TrainConfig:
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     lambda_paired: float = 10.0
+    ink_weight: float = 0.0  # paired L1 weight of a target pixel = 1 + ink_weight x its darkness (0..1)
+    lambda_feature: float = 0.0  # weight of the verifier-feature loss on whole synthetic pairs (models.feature_loss)
+    feature_pairs: int = 2  # whole synthetic pairs per step for the feature loss
+    feature_clean_share: float = 0.0  # share of those pairs fed clean (G must then leave the embedding alone)
+    feature_weights: Path | None = None  # frozen SigNet of the feature loss (None: the shipped default)
     pool_size: int = 50
     n_synthetic: int = 2000
     n_clean: int | None = 4000
@@ -113,6 +122,24 @@ def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
     return ((pred - (1.0 if real else 0.0)) ** 2).mean()
 
 
+def paired_l1(fake: torch.Tensor, target: torch.Tensor, ink_weight: float = 0.0) -> torch.Tensor:
+    """Mean ``|fake - target|`` (images in [-1, 1], ink dark), each pixel weighted by
+    ``1 + ink_weight x darkness(target)`` (darkness 0 on white paper, 1 on black ink): with
+    ``ink_weight > 0`` erasing the signature's own strokes costs more than leaving noise on the paper."""
+    if ink_weight < 0:
+        raise ValueError(f"ink_weight must be >= 0, got {ink_weight}")
+    weight = 1.0 + ink_weight * (1.0 - target) / 2.0
+    return (weight * (fake - target).abs()).mean()
+
+
+def generate_whole(g: nn.Module, image: np.ndarray) -> torch.Tensor:
+    """``g`` on a whole ``(H, W) uint8`` crop (padded, edge replicate, to a multiple of 4 and cropped
+    back), with the inference's remove-only rule ``max(out, input)`` -> ``(1, H, W)`` in [-1, 1]."""
+    h, w = image.shape
+    x = to_tensor(cv2.copyMakeBorder(image, 0, -h % 4, 0, -w % 4, cv2.BORDER_REPLICATE)[None])
+    return torch.maximum(g(x)[0, :, :h, :w], x[0, :, :h, :w])
+
+
 def lr_factor(step: int, steps: int, decay_steps: int) -> float:
     """1 for ``step < steps``, then linear to 0 at ``steps + decay_steps``."""
     return 1.0 if step < steps else max(0.0, 1.0 - (step - steps) / max(decay_steps, 1))
@@ -126,14 +153,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, str | 
     p.add_argument("--detection", type=Path, default=d.detection, help="detection split with images/ labels/")
     p.add_argument("--generator", choices=sorted(GENERATORS), default=d.generator)
     for name in ("ndf", "batch_size", "steps", "decay_steps", "scale", "pool_size", "n_synthetic",
-                 "n_clean", "monitor_writers", "eval_every", "seed", "threads"):
+                 "n_clean", "monitor_writers", "eval_every", "seed", "threads", "feature_pairs"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "beta1", "lambda_cycle", "lambda_identity", "lambda_paired", "synthetic_share", "minutes"):
+    for name in ("lr", "beta1", "lambda_cycle", "lambda_identity", "lambda_paired", "ink_weight", "lambda_feature",
+                 "feature_clean_share", "synthetic_share", "minutes"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--aligned-targets", action=argparse.BooleanOptionalAction, default=d.aligned_targets,
                    help="clean targets turned by the noise's own scanner rotation (default on)")
     p.add_argument("--init-from", type=Path, default=None, metavar="LAST_PT",
                    help="start the four networks from another run's last.pt (optimizers and step start fresh)")
+    p.add_argument("--feature-weights", type=Path, default=None, metavar="SAFETENSORS",
+                   help="frozen SigNet of --lambda-feature (default: the shipped signet_default)")
     p.add_argument("--crop", type=int, nargs=2, default=list(d.crop), metavar=("H", "W"))
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--export", default=None, metavar="NAME",
@@ -177,6 +207,15 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=cfg.lr, betas=(cfg.beta1, 0.999))
     pool_a, pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
     nets = {"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b}
+    feature, usable, geometries = None, [], []
+    if cfg.lambda_feature > 0:
+        feature = FeatureLoss(load_embedder(cfg.feature_weights)[0])
+        geometries = [ink_geometry(t) for t in data.syn_clean]
+        usable = [i for i, g in enumerate(geometries) if g is not None]
+        if not usable:
+            raise ValueError("--lambda-feature needs synthetic pairs whose clean target has ink; none has")
+        log.info("feature loss: frozen %s, %d of %d synthetic pairs usable", cfg.feature_weights or "signet_default",
+                 len(usable), len(geometries))
     start, best = 0, -np.inf
     if cfg.init_from is not None:
         ck = torch.load(cfg.init_from, weights_only=True)
@@ -214,9 +253,18 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         loss_pair = torch.zeros(())
         if cfg.lambda_paired > 0 and syn.any():  # paired: ||G_A(a_syn) - b_syn||_1 on synthetic pairs
             m = torch.from_numpy(syn)
-            loss_pair = cfg.lambda_paired * l1(fake_b[m], paired[m])
+            loss_pair = cfg.lambda_paired * paired_l1(fake_b[m], paired[m], cfg.ink_weight)
+        loss_feat = torch.zeros(())
+        if feature is not None:  # verifier feature: ||E(pre(G_A(a_syn))) - E(pre(b_syn))|| on whole pairs
+            frng = np.random.default_rng([cfg.seed, step, 11])
+            pick = [usable[int(j)] for j in frng.integers(len(usable), size=cfg.feature_pairs)]
+            clean_in = frng.random(cfg.feature_pairs) < cfg.feature_clean_share  # clean input: keep its embedding
+            loss_feat = cfg.lambda_feature * feature([generate_whole(g_ab, (data.syn_clean if c else data.syn_a)[i])
+                                                      for i, c in zip(pick, clean_in, strict=True)],
+                                                     [to_tensor(data.syn_clean[i][None])[0] for i in pick],
+                                                     [geometries[i] for i in pick])
         opt_g.zero_grad(set_to_none=True)
-        (loss_gan + loss_cyc + loss_idt + loss_pair).backward()
+        (loss_gan + loss_cyc + loss_idt + loss_pair + loss_feat).backward()
         opt_g.step()
         # discriminators: 0.5 x (||D(real) - 1||^2 + ||D(pool(fake))||^2)
         for d in (d_a, d_b):
@@ -235,7 +283,8 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             g_ab.train()
             score = float(np.mean([psnr(c, t) for c, t in zip(cleaned, mon_clean, strict=True)]))
             rec = {"step": done, "lr": opt_g.param_groups[0]["lr"], "loss_gan": loss_gan.item(), "loss_cyc": loss_cyc.item(),
-                   "loss_idt": loss_idt.item(), "loss_pair": loss_pair.item(), "loss_d": loss_d.item(),
+                   "loss_idt": loss_idt.item(), "loss_pair": loss_pair.item(), "loss_feat": loss_feat.item(),
+                   "loss_d": loss_d.item(),
                    "monitor_psnr": score, "sec": round(time.time() - t0, 1)}
             log.info("%s", rec)
             with (cfg.out / "log.jsonl").open("a") as fh:

@@ -129,3 +129,27 @@ def test_long_stroke_at_the_edge_of_a_tight_crop_is_kept():
     framed = img.copy()
     framed[:, 195:] = 0  # a real frame line: the whole side
     assert preprocess_signature(framed)[:, -3:].max() < 0.5
+
+
+def test_canvas_layout_keeps_aspect_and_centres():
+    from transforms.preprocess import canvas_layout
+    for h, w in ((50, 300), (300, 50), (155, 220), (1, 1)):
+        ch, cw, y0, x0 = canvas_layout(h, w, INPUT_SIZE)
+        assert ch >= h and cw >= w and 0 <= y0 <= ch - h and 0 <= x0 <= cw - w
+        assert abs(cw / ch - INPUT_SIZE[1] / INPUT_SIZE[0]) < 0.05 or min(h, w) == 1
+        assert abs((ch - h) - 2 * y0) <= 1 and abs((cw - w) - 2 * x0) <= 1
+    with pytest.raises(ValueError, match="0x5"):
+        canvas_layout(0, 5, INPUT_SIZE)
+
+
+def test_ink_geometry_matches_the_preprocessing():
+    from transforms.preprocess import ink_geometry
+    page = draw(at=(30, 40))
+    g = ink_geometry(page)
+    s = sig()
+    ys, xs = np.nonzero(s < 128)
+    y0, y1, x0, x1 = g.box
+    assert abs(y0 - (30 + ys.min())) <= 2 and abs(x0 - (40 + xs.min())) <= 2
+    assert abs(y1 - (31 + ys.max())) <= 2 and abs(x1 - (41 + xs.max())) <= 2
+    assert 0 < g.threshold < 255 and 1.0 <= g.scale <= 255
+    assert ink_geometry(np.full((40, 60), 255, np.uint8)) is None  # blank: preprocess gives zeros

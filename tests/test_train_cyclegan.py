@@ -35,3 +35,24 @@ def test_parse_args(tmp_path):
     assert cfg.to_json()["out"] == str(tmp_path)
     with pytest.raises(SystemExit):
         parse_args(["--out", str(tmp_path), "--crop", "63", "128"])
+
+
+def test_paired_l1_ink_weight():
+    from models.train_cyclegan import paired_l1
+    target = torch.tensor([[-1.0, 1.0]])  # one ink pixel, one paper pixel
+    erase_ink, keep_noise = torch.tensor([[1.0, 1.0]]), torch.tensor([[-1.0, -1.0]])
+    assert float(paired_l1(erase_ink, target)) == pytest.approx(float(paired_l1(keep_noise, target)))
+    assert float(paired_l1(erase_ink, target, 4.0)) == pytest.approx(5.0)  # (5 x 2 + 1 x 0) / 2
+    assert float(paired_l1(keep_noise, target, 4.0)) == pytest.approx(1.0)  # paper pixels keep weight 1
+    with pytest.raises(ValueError, match="ink_weight"):
+        paired_l1(target, target, -1.0)
+    cfg, _, _ = parse_args(["--out", "x", "--ink-weight", "4"])
+    assert cfg.ink_weight == 4.0
+
+
+def test_parse_feature_loss_flags(tmp_path):
+    cfg, _, _ = parse_args(["--out", str(tmp_path), "--lambda-feature", "50", "--feature-pairs", "4",
+                            "--feature-clean-share", "0.5", "--feature-weights", "w.safetensors"])
+    assert (cfg.lambda_feature, cfg.feature_pairs, cfg.feature_clean_share) == (50.0, 4, 0.5)
+    assert cfg.to_json()["feature_weights"] == "w.safetensors"
+    assert parse_args(["--out", str(tmp_path)])[0].lambda_feature == 0.0  # off unless asked for

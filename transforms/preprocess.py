@@ -7,6 +7,8 @@ target aspect ratio -> invert (ink bright) -> resize -> scale to 0..1.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -115,17 +117,38 @@ def ink_mask(flat: np.ndarray) -> np.ndarray:
     return remove_specks(mask)
 
 
-def center_on_canvas(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pad ``(h, w) float32`` ink intensities (ink bright) to the aspect ratio of ``size``, centred."""
-    h, w = ink.shape
+def canvas_layout(h: int, w: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(canvas_h, canvas_w, y0, x0)``: the canvas of ``size``'s aspect ratio (plus a margin) that an
+    ``(h, w)`` ink crop is centred on, and where the crop's top-left corner lands."""
+    if h < 1 or w < 1:
+        raise ValueError(f"crop must be at least 1x1 px, got {h}x{w}")
     target = size[1] / size[0]
     ch, cw = (h, int(round(h * target))) if w / h < target else (int(round(w / target)), w)
     pad = int(round(CANVAS_MARGIN * max(ch, cw)))
     ch, cw = ch + 2 * pad, cw + 2 * pad
+    return ch, cw, (ch - h) // 2, (cw - w) // 2
+
+
+def center_on_canvas(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pad ``(h, w) float32`` ink intensities (ink bright) to the aspect ratio of ``size``, centred."""
+    h, w = ink.shape
+    ch, cw, y0, x0 = canvas_layout(h, w, size)
     canvas = np.zeros((ch, cw), np.float32)
-    y0, x0 = (ch - h) // 2, (cw - w) // 2
     canvas[y0 : y0 + h, x0 : x0 + w] = ink
     return canvas
+
+
+def flat_and_ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(flat, mask)`` of a crop: the flattened ``(H, W) uint8`` image (ink dark) and its ink
+    ``(H, W) bool``; None for crops without ink (blank, too small or too faint)."""
+    gray = to_gray(image)
+    if min(gray.shape) < 2 or float(gray.max()) - float(gray.min()) < MIN_CONTRAST:
+        return None
+    flat = flatten_background(ink_dark(gray))
+    if float(np.percentile(flat, 99.5)) - float(flat.min()) < MIN_CONTRAST:
+        return None
+    mask = ink_mask(flat)
+    return (flat, mask) if mask.any() else None
 
 
 def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
@@ -137,16 +160,10 @@ def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) 
     if len(size) != 2 or min(size) < 8:
         raise ValueError(f"size must be (height, width) of at least 8 px, got {size}")
     out = np.zeros(size, np.float32)
-    gray = to_gray(image)
-    if min(gray.shape) < 2 or float(gray.max()) - float(gray.min()) < MIN_CONTRAST:
+    found = flat_and_ink(image)
+    if found is None:
         return out
-    gray = ink_dark(gray)
-    flat = flatten_background(gray)
-    if float(np.percentile(flat, 99.5)) - float(flat.min()) < MIN_CONTRAST:
-        return out
-    mask = ink_mask(flat)
-    if not mask.any():
-        return out
+    flat, mask = found
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     # invert (ink bright) and keep grey levels on the ink only; the darkest ink maps to 1
@@ -155,3 +172,29 @@ def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) 
     canvas = center_on_canvas(np.clip(ink, 0.0, 1.0).astype(np.float32), size)
     resized = cv2.resize(canvas, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return np.clip(resized, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class InkGeometry:
+    """Where ``preprocess_signature`` finds the ink of an image and how it scales it.
+
+    ``box``: ``(y0, y1, x0, x1)`` of the ink; ``threshold``: the highest grey level (flattened image,
+    ink dark) counted as ink; ``scale``: the ink intensity (``255 - grey``) mapped to 1.
+    """
+
+    box: tuple[int, int, int, int]
+    threshold: float
+    scale: float
+
+
+def ink_geometry(image: np.ndarray) -> InkGeometry | None:
+    """The ``InkGeometry`` of an ``(H, W)`` uint8 crop (ink dark), or None where
+    ``preprocess_signature`` finds no ink (it would return zeros)."""
+    found = flat_and_ink(image)
+    if found is None:
+        return None
+    flat, mask = found
+    ys, xs = np.nonzero(mask)
+    ink = 255.0 - flat[mask].astype(np.float32)
+    return InkGeometry((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1),
+                       float(flat[mask].max()), max(float(np.percentile(ink, 95)), 1.0))
