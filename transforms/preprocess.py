@@ -151,29 +151,6 @@ def flat_and_ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return (flat, mask) if mask.any() else None
 
 
-def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """A signature crop -> the network input: ``(size[0], size[1]) float32`` in 0..1, ink bright.
-
-    ``image``: ``(H, W)`` or ``(H, W, 3)`` uint8, ink dark on light paper as scanned (a light-on-dark
-    crop is flipped). Never raises on tiny or blank crops: a crop without ink gives zeros.
-    """
-    if len(size) != 2 or min(size) < 8:
-        raise ValueError(f"size must be (height, width) of at least 8 px, got {size}")
-    out = np.zeros(size, np.float32)
-    found = flat_and_ink(image)
-    if found is None:
-        return out
-    flat, mask = found
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    # invert (ink bright) and keep grey levels on the ink only; the darkest ink maps to 1
-    ink = np.where(mask[y0:y1, x0:x1], 255.0 - flat[y0:y1, x0:x1].astype(np.float32), 0.0)
-    ink /= max(float(np.percentile(ink[mask[y0:y1, x0:x1]], 95)), 1.0)
-    canvas = center_on_canvas(np.clip(ink, 0.0, 1.0).astype(np.float32), size)
-    resized = cv2.resize(canvas, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return np.clip(resized, 0.0, 1.0).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class InkGeometry:
     """Where ``preprocess_signature`` finds the ink of an image and how it scales it.
@@ -187,14 +164,39 @@ class InkGeometry:
     scale: float
 
 
-def ink_geometry(image: np.ndarray) -> InkGeometry | None:
-    """The ``InkGeometry`` of an ``(H, W)`` uint8 crop (ink dark), or None where
-    ``preprocess_signature`` finds no ink (it would return zeros)."""
-    found = flat_and_ink(image)
-    if found is None:
-        return None
-    flat, mask = found
+def geometry_of(flat: np.ndarray, mask: np.ndarray) -> InkGeometry:
+    """The ``InkGeometry`` of a flattened image and its non-empty ink mask (``flat_and_ink``)."""
     ys, xs = np.nonzero(mask)
     ink = 255.0 - flat[mask].astype(np.float32)
     return InkGeometry((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1),
                        float(flat[mask].max()), max(float(np.percentile(ink, 95)), 1.0))
+
+
+def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """A signature crop -> the network input: ``(size[0], size[1]) float32`` in 0..1, ink bright.
+
+    ``image``: ``(H, W)`` or ``(H, W, 3)`` uint8, ink dark on light paper as scanned (a light-on-dark
+    crop is flipped). Never raises on tiny or blank crops: a crop without ink gives zeros.
+    """
+    if len(size) != 2 or min(size) < 8:
+        raise ValueError(f"size must be (height, width) of at least 8 px, got {size}")
+    out = np.zeros(size, np.float32)
+    found = flat_and_ink(image)
+    if found is None:
+        return out
+    flat, mask = found
+    geometry = geometry_of(flat, mask)
+    y0, y1, x0, x1 = geometry.box
+    # invert (ink bright) and keep grey levels on the ink only; the darkest ink maps to 1
+    ink = np.where(mask[y0:y1, x0:x1], 255.0 - flat[y0:y1, x0:x1].astype(np.float32), 0.0)
+    ink /= geometry.scale
+    canvas = center_on_canvas(np.clip(ink, 0.0, 1.0).astype(np.float32), size)
+    resized = cv2.resize(canvas, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.clip(resized, 0.0, 1.0).astype(np.float32)
+
+
+def ink_geometry(image: np.ndarray) -> InkGeometry | None:
+    """The ``InkGeometry`` of an ``(H, W)`` uint8 crop (ink dark), or None where
+    ``preprocess_signature`` finds no ink (it would return zeros)."""
+    found = flat_and_ink(image)
+    return None if found is None else geometry_of(*found)
