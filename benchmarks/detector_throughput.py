@@ -3,8 +3,8 @@
     python benchmarks/detector_throughput.py [--threads 2] [--batch-size 8] [--pages 64] [--weights PATH]
 
 Pages are synthetic A4 scans at 150 dpi (1240 x 1754, gray) from ``transforms.demo_corpus``. Two
-figures: ``detect`` (``detect_batch`` on already prepared pages: network + decoding) and ``end_to_end``
-(``prepare_page`` + ``detect_batch`` from the full-size page). Without exported weights, a randomly
+figures: ``detect`` (``detect_batch`` on already prepared pages: network + decoding, every test-time view
+of the card) and ``end_to_end`` (``prepare_views`` + ``detect_batch`` from the full-size page). Without exported weights, a randomly
 initialised network of the default architecture is timed (same cost). Prints a table, then one JSON line.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import pymupdf
 import torch
 
-from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, load_detector
+from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, detector_views, load_detector, prepare_views, stack_views
 from models.detector import build_detector
 from transforms.demo_corpus import make_sample_contract
-from transforms.detection_prep import DEFAULT_INPUT_SIZE, prepare_page
+from transforms.detection_prep import DEFAULT_INPUT_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +58,23 @@ def main(argv: list[str] | None = None) -> None:
         model = build_detector(card["arch"]).eval()
     size = int(card["input_size"])
     pages = sample_pages(args.pages)
-    prepared = np.stack([prepare_page(p, size) for p in pages])
-    detect_batch(model, prepared[: args.batch_size], card)  # warm-up
+    prepared = [prepare_views(p, card) for p in pages]
+    detect_batch(model, stack_views(prepared[: args.batch_size]), card)  # warm-up
     start = time.perf_counter()
     for i in range(0, len(pages), args.batch_size):
-        detect_batch(model, prepared[i:i + args.batch_size], card)
+        detect_batch(model, stack_views(prepared[i:i + args.batch_size]), card)
     detect_s = time.perf_counter() - start
     start = time.perf_counter()
     for i in range(0, len(pages), args.batch_size):
-        batch = np.stack([prepare_page(p, size) for p in pages[i:i + args.batch_size]])
-        detect_batch(model, batch, card)
+        detect_batch(model, stack_views([prepare_views(p, card) for p in pages[i:i + args.batch_size]]), card)
     e2e_s = time.perf_counter() - start
     rows = [("detect (prepared pages)", len(pages) / detect_s), ("end_to_end (prepare + detect)", len(pages) / e2e_s)]
-    print(f"{'stage':32s} pages/s   (model {card['model_version']}, {size}x{size}, {args.threads} threads, "
+    views = " ".join(f"{s}{'f' if f else ''}" for s, f in detector_views(card))
+    print(f"{'stage':32s} pages/s   (model {card['model_version']}, views {views}, {args.threads} threads, "
           f"batch {args.batch_size}, {len(pages)} pages of {pages[0].shape[1]}x{pages[0].shape[0]})")
     for name, rate in rows:
         print(f"{name:32s} {rate:7.1f}")
-    print(json.dumps({"model_version": card["model_version"], "input_size": size, "threads": args.threads,
+    print(json.dumps({"model_version": card["model_version"], "input_size": size, "views": views, "threads": args.threads,
                       "batch_size": args.batch_size, "pages": len(pages),
                       "detect_pages_per_s": round(rows[0][1], 1), "end_to_end_pages_per_s": round(rows[1][1], 1)}))
 

@@ -4,11 +4,14 @@
 card: ``arch`` (a key of ``models.detector.DETECTORS``), ``input_size`` (S of
 ``transforms.detection_prep.prepare_page``), ``score_threshold`` (the shipped operating point),
 ``nms_iou``, ``max_boxes``, ``preprocessing`` ('stretch'), ``model_version`` and the training and
-validation figures.
+validation figures. Optional test-time augmentation: ``views`` (``[[size, flipped], ...]``: the network
+runs on the page stretched to each size, mirrored left-right where ``flipped``; the boxes of all views
+are merged by ``transforms.boxes.fuse_boxes`` at ``fusion_iou``) and ``box_scale`` (``[sx, sy]``: the
+calibrated box extent, ``transforms.boxes.scale_boxes``). Without them: one view at ``input_size``.
 
     model, card = load_detector()                                   # eval mode, on device
-    batch = np.stack([prepare_page(page, card["input_size"]) for page in pages])
-    boxes = detect_batch(model, batch, card, device)                # list[list[Box]], one list per page
+    inputs = [prepare_views(page, card) for page in pages]          # one array per view size
+    boxes = detect_batch(model, stack_views(inputs), card, device)  # list[list[Box]], one list per page
 """
 from __future__ import annotations
 
@@ -21,11 +24,43 @@ from torch import nn
 
 from models.detector import build_detector
 from models.weights import WEIGHTS_DIR, card_path, load_card, load_model_file, save_model_file
-from transforms.boxes import Box
-from transforms.detection_prep import decode_boxes
+from transforms.boxes import Box, fuse_boxes, nms, scale_boxes
+from transforms.detection_prep import decode_boxes, prepare_page
 
 DEFAULT_DETECTOR_PATH = WEIGHTS_DIR / "detector.safetensors"
 REQUIRED_CARD_KEYS = ("arch", "input_size", "score_threshold", "nms_iou", "max_boxes", "model_version")
+VIEW_FLOOR = 0.02  # each view's boxes are decoded down to this score before fusion
+DEFAULT_FUSION_IOU = 0.55
+
+
+def detector_views(card: dict[str, Any]) -> list[tuple[int, bool]]:
+    """The card's ``views`` as ``(size, flipped)`` pairs; one unflipped view at ``input_size`` by default."""
+    views = card.get("views") or [[int(card["input_size"]), False]]
+    out = []
+    for view in views:
+        if not isinstance(view, (list, tuple)) or len(view) != 2 or int(view[0]) % 32 or int(view[0]) < 64:
+            raise ValueError(f"a detector view must be [size (multiple of 32, >= 64), flipped], got {view!r}")
+        out.append((int(view[0]), bool(view[1])))
+    if len(set(out)) != len(out):
+        raise ValueError(f"detector views repeat: {views}")
+    return out
+
+
+def view_sizes(card: dict[str, Any]) -> list[int]:
+    """Distinct input sizes of the card's views, in the order the views first name them."""
+    return list(dict.fromkeys(size for size, _ in detector_views(card)))
+
+
+def prepare_views(image: np.ndarray, card: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """A page ``(H, W) uint8`` as the detector's inputs: ``prepare_page`` at each of ``view_sizes(card)``."""
+    return tuple(prepare_page(image, size) for size in view_sizes(card))
+
+
+def stack_views(inputs: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """Per-page ``prepare_views`` tuples -> one ``(N, S, S)`` stack per view size (``detect_batch``'s batch)."""
+    if not inputs:
+        return []
+    return [np.stack([page[k] for page in inputs]) for k in range(len(inputs[0]))]
 
 
 def save_detector(model: nn.Module, card: dict[str, Any], path: str | Path = DEFAULT_DETECTOR_PATH) -> Path:
@@ -52,25 +87,54 @@ def load_detector(path: str | Path | None = None, device: str | torch.device = "
     return load_model_file(path, build_detector, device, what="detector weights")
 
 
-def detect_batch(model: nn.Module, batch: np.ndarray, card: dict[str, Any],
+def detect_batch(model: nn.Module, batch: np.ndarray | list[np.ndarray], card: dict[str, Any],
                  device: str | torch.device = "cpu", score_threshold: float | None = None) -> list[list[Box]]:
-    """Signature boxes of a batch of prepared pages ``(N, S, S) float32`` (``prepare_page`` output).
+    """Signature boxes of a batch of prepared pages: one ``(N, S, S) float32`` stack per entry of
+    ``view_sizes(card)`` (``stack_views`` of ``prepare_views``); a bare array stands for the only size.
 
     Runs under ``torch.inference_mode``; results are plain :class:`Box` lists on the CPU, one per page,
-    in normalized coordinates of the original pages, best first. Boxes below ``score_threshold``
-    (default: the card's shipped ``score_threshold``) are dropped; evaluation passes a low threshold
-    to compute AP.
+    in normalized coordinates of the original pages, best first. With several views, each view's boxes
+    (down to ``VIEW_FLOOR``) are fused (``fuse_boxes``), then suppressed at ``nms_iou``; the card's
+    ``box_scale`` is applied. Boxes below ``score_threshold`` (default: the card's shipped
+    ``score_threshold``) are dropped; evaluation passes a low threshold to compute AP.
     """
-    size = int(card["input_size"])
-    if not isinstance(batch, np.ndarray) or batch.ndim != 3 or batch.shape[1:] != (size, size):
-        raise ValueError(f"batch must be (N, {size}, {size}) float32, got {getattr(batch, 'shape', None)}")
+    sizes, views = view_sizes(card), detector_views(card)
+    stacks = [batch] if isinstance(batch, np.ndarray) else list(batch)
+    if len(stacks) != len(sizes):
+        raise ValueError(f"batch must hold one stack per view size {sizes}, got {len(stacks)}")
+    for size, stack in zip(sizes, stacks, strict=True):
+        if not isinstance(stack, np.ndarray) or stack.ndim != 3 or stack.shape[1:] != (size, size):
+            raise ValueError(f"batch must be (N, {size}, {size}) float32, got {getattr(stack, 'shape', None)}")
+    if len({len(s) for s in stacks}) != 1:
+        raise ValueError(f"every view size needs the same pages, got {[len(s) for s in stacks]}")
     threshold = float(card["score_threshold"]) if score_threshold is None else float(score_threshold)
-    if len(batch) == 0:
+    if len(stacks[0]) == 0:
         return []
-    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).unsqueeze(1).to(device)
+    max_boxes, nms_iou = int(card["max_boxes"]), float(card["nms_iou"])
+    per_view = []
+    for size, flipped in views:
+        heat, ltrb = _network_maps(model, stacks[sizes.index(size)], flipped, device)
+        floor = threshold if len(views) == 1 else min(threshold, VIEW_FLOOR)
+        per_view.append([decode_boxes(heat[i], ltrb[i], floor, max_boxes, nms_iou) for i in range(len(heat))])
+    sx, sy = (float(v) for v in card.get("box_scale", (1.0, 1.0)))
+    out = []
+    for i in range(len(stacks[0])):
+        boxes = per_view[0][i] if len(views) == 1 else \
+            nms(fuse_boxes([view[i] for view in per_view], float(card.get("fusion_iou", DEFAULT_FUSION_IOU))), nms_iou)
+        if (sx, sy) != (1.0, 1.0):
+            boxes = scale_boxes(boxes, sx, sy)
+        out.append([b for b in boxes if b.score >= threshold][:max_boxes])
+    return out
+
+
+def _network_maps(model: nn.Module, stack: np.ndarray, flipped: bool,
+                  device: str | torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Heat ``(N, h, w)`` probabilities and ltrb ``(N, 4, h, w)`` distances, in unmirrored page geometry."""
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)).unsqueeze(1).to(device)
+    if flipped:
+        x = x.flip(-1)
     with torch.inference_mode():
         out = model(x)
-        heat = torch.sigmoid(out[:, 0]).cpu().numpy()
-        ltrb = out[:, 1:].float().cpu().numpy()
-    return [decode_boxes(heat[i], ltrb[i], threshold, int(card["max_boxes"]), float(card["nms_iou"]))
-            for i in range(len(batch))]
+        if flipped:  # mirror the maps back; a mirrored left distance is the page's right distance
+            out = out.flip(-1)[:, [0, 3, 2, 1, 4]]
+        return torch.sigmoid(out[:, 0]).cpu().numpy(), out[:, 1:].float().cpu().numpy()

@@ -2,7 +2,7 @@
 
 Scores the shipped (or given) detector on a YOLO-format folder: label files matched by image stem,
 ``0 cx cy w h`` normalized, an empty file meaning no signature. Pages go through the same
-``prepare_page`` and ``detect_batch`` as the pipeline. Precision, recall and F1 count boxes at the
+``prepare_views`` and ``detect_batch`` as the pipeline (with the card's test-time views). Precision, recall and F1 count boxes at the
 card's shipped ``score_threshold`` (IoU >= 0.5, greedy matching); AP@0.5 uses every box down to
 ``AP_MIN_SCORE``.
 """
@@ -21,7 +21,6 @@ from torch import nn
 
 from transforms.boxes import Box
 from transforms.detection_metrics import detection_scores
-from transforms.detection_prep import prepare_page
 from transforms.yolo import load_yolo_labels
 
 log = logging.getLogger(__name__)
@@ -48,16 +47,19 @@ def yolo_pairs(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _batches(pairs: Sequence[tuple[Path, Path]], size: int, batch_size: int) -> Iterator[tuple[np.ndarray, list[list[Box]]]]:
+def _batches(pairs: Sequence[tuple[Path, Path]], card: dict[str, Any],
+             batch_size: int) -> Iterator[tuple[list[np.ndarray], list[list[Box]]]]:
+    from models.detect import prepare_views, stack_views
+
     for start in range(0, len(pairs), batch_size):
         pages, truth = [], []
         for image_path, label_path in pairs[start:start + batch_size]:
             image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
             if image is None:
                 raise ValueError(f"cannot read image {image_path}")
-            pages.append(prepare_page(image, size))
+            pages.append(prepare_views(image, card))
             truth.append(load_yolo_labels(label_path))
-        yield np.stack(pages), truth
+        yield stack_views(pages), truth
 
 
 def predict_folder(model: nn.Module, card: dict[str, Any], pairs: Sequence[tuple[Path, Path]], device: str = "cpu",
@@ -68,7 +70,7 @@ def predict_folder(model: nn.Module, card: dict[str, Any], pairs: Sequence[tuple
     predictions: list[list[Box]] = []
     truth: list[list[Box]] = []
     start = time.perf_counter()
-    for batch, labels in _batches(pairs, int(card["input_size"]), batch_size):
+    for batch, labels in _batches(pairs, card, batch_size):
         predictions += detect_batch(model, batch, card, device, score_threshold=AP_MIN_SCORE)
         truth += labels
     return predictions, truth, time.perf_counter() - start

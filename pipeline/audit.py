@@ -11,7 +11,7 @@ from pathlib import Path
 import apache_beam as beam
 
 from models.clean import default_cleaner_path
-from models.detect import DEFAULT_DETECTOR_PATH
+from models.detect import DEFAULT_DETECTOR_PATH, view_sizes
 from models.verification import Calibration
 from models.weights import default_weights_path, load_card
 from pipeline.clean import CleanSignatures
@@ -100,7 +100,7 @@ def _find_signatures(config: AuditConfig) -> FindSignatures:
     card = load_card(config.detector_weights)
     handler = DetectorHandler(config.detector_weights, device=config.device,
                               max_batch_size=min(config.batch_size, DETECTOR_BATCH), threads=config.model_threads)
-    return FindSignatures("model", handler, int(card["input_size"]), card["model_version"], thumbnails=config.review)
+    return FindSignatures("model", handler, view_sizes(card), card["model_version"], thumbnails=config.review)
 
 
 def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tuple[str, ...]],

@@ -63,16 +63,17 @@ class _FindClassical(beam.DoFn):
 
 
 class _PreparePage(beam.DoFn):
-    """``page`` -> ``((page, thumbnail JPEG or None), detector input)``: the thumbnail is made from the
-    detector's small input (a tenth of the page's pixels), for the review page."""
+    """``page`` -> ``((page, thumbnail JPEG or None), detector inputs)``: the inputs are the page stretched
+    to each of the detector's view sizes (a tuple); the thumbnail is made from the first, small input (a
+    tenth of the page's pixels), for the review page."""
 
-    def __init__(self, input_size: int, thumbnails: bool = False) -> None:
-        self._input_size, self._thumbnails = input_size, thumbnails
+    def __init__(self, input_sizes: tuple[int, ...], thumbnails: bool = False) -> None:
+        self._input_sizes, self._thumbnails = input_sizes, thumbnails
 
     def process(self, page: PageImage) -> Iterator:
         try:
-            prepared = prepare_page(page.image, self._input_size)
-            thumb = thumbnail_jpeg_from_prepared(prepared, page.image.shape) if self._thumbnails else None
+            prepared = tuple(prepare_page(page.image, size) for size in self._input_sizes)
+            thumb = thumbnail_jpeg_from_prepared(prepared[0], page.image.shape) if self._thumbnails else None
             yield (page, thumb), prepared
         except Exception as exc:
             yield _failure(page, exc)
@@ -98,26 +99,29 @@ class FindSignatures(beam.PTransform):
     """``PageImage`` -> ``Region`` per found signature, plus an ``errors`` output.
 
     ``detector``: ``"classical"`` or ``"model"``; the model needs ``handler`` (a DetectorHandler),
-    ``input_size`` (from its card) and ``version`` (the card's model_version, written to the reports).
+    ``input_size`` (from its card: one size, or the sizes of its test-time views,
+    ``models.detect.view_sizes``) and ``version`` (the card's model_version, written to the reports).
     ``thumbnails``: the first region of each page carries a JPEG thumbnail of the page (``page_thumb``),
     so that the review page need not open and render the documents again.
     """
 
     def __init__(self, detector: str = "classical", handler: DetectorHandler | None = None,
-                 input_size: int | None = None, version: str | None = None, thumbnails: bool = False) -> None:
+                 input_size: int | Sequence[int] | None = None, version: str | None = None,
+                 thumbnails: bool = False) -> None:
         super().__init__()
         if detector not in ("classical", "model"):
             raise ValueError(f"detector must be 'classical' or 'model', got {detector!r}")
         if detector == "model" and (handler is None or input_size is None or not version):
             raise ValueError("the model detector needs a handler, the card's input_size and its model_version")
-        self._detector, self._handler, self._input_size, self._version = detector, handler, input_size, version
+        sizes = () if input_size is None else (input_size,) if isinstance(input_size, int) else tuple(input_size)
+        self._detector, self._handler, self._input_sizes, self._version = detector, handler, sizes, version
         self._thumbnails = thumbnails
 
     def expand(self, pages: beam.PCollection) -> dict[str, beam.PCollection]:
         if self._detector == "classical":
             found = pages | "Find" >> beam.ParDo(_FindClassical(self._thumbnails)).with_outputs(ERRORS, main="regions")
             return {"regions": found.regions, "errors": found[ERRORS]}
-        prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_size, self._thumbnails)).with_outputs(ERRORS, main="pages")
+        prepared = pages | "Prepare" >> beam.ParDo(_PreparePage(self._input_sizes, self._thumbnails)).with_outputs(ERRORS, main="pages")
         found = (
             prepared.pages
             | "Detect" >> RunInference(Keyed(self._handler))

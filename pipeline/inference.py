@@ -16,7 +16,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
 
 from models.clean import clean_images, load_cleaner
-from models.detect import detect_batch, load_detector
+from models.detect import detect_batch, load_detector, stack_views
 from models.embed import embed_batch
 from models.weights import load_embedder, resolve_device
 
@@ -106,15 +106,19 @@ class EmbedderHandler(_CardModelHandler):
 
 
 class DetectorHandler(_CardModelHandler):
-    """Signature boxes of prepared pages: ``(S, S) float32`` in, ``list[Box]`` (page coordinates) out."""
+    """Signature boxes of prepared pages: a tuple of ``(S, S) float32``, one per view size of the card
+    (``models.detect.prepare_views``), in; ``list[Box]`` (page coordinates) out."""
 
     NAME = "detector"
 
     def _load(self, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
         return load_detector(self._weights_path, device=device)
 
-    def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
-        return detect_batch(model, np.stack(batch).astype(np.float32, copy=False), model.sigaudit_card, device)
+    def _infer(self, model: torch.nn.Module, batch: Sequence[tuple[np.ndarray, ...]], device: torch.device) -> list:
+        return detect_batch(model, stack_views(list(batch)), model.sigaudit_card, device)
+
+    def get_num_bytes(self, batch: Sequence[tuple[np.ndarray, ...]]) -> int:
+        return sum(int(view.nbytes) for example in batch for view in example)
 
 
 class CleanerHandler(_CardModelHandler):

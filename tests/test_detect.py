@@ -56,9 +56,15 @@ class FixedDetector(DetectorHandler):
         model.sigaudit_card = {"input_size": 64}
         return model
 
+    sizes = ((64, 64),)
+
     def _infer(self, model, batch, device):
-        assert all(page.shape == (64, 64) for page in batch)
+        assert all(tuple(view.shape for view in page) == self.sizes for page in batch)
         return [[Box(0.1, 0.1, 0.3, 0.2, 0.4), Box(0.5, 0.8, 0.9, 0.9, 0.9)] for _ in batch]
+
+
+class TwoSizeDetector(FixedDetector):
+    sizes = ((64, 64), (96, 96))
 
 
 def test_model_detector_crops_its_boxes_best_first():
@@ -81,6 +87,18 @@ def test_thumbnails_ride_on_each_page_s_first_region_only(thumbnails):
         out = p | beam.Create([_page(True)]) | FindSignatures("model", FixedDetector(), 64, "det-1", thumbnails=thumbnails)
         expected = [(0, (366, 283) if thumbnails else None), (1, None)]  # 1100 x 850 page, whole factor 3
         assert_that(out["regions"] | beam.Map(thumb_size), equal_to(expected), label="thumbs")
+
+
+def test_model_detector_prepares_every_view_size():
+    with local_pipeline() as p:
+        out = p | beam.Create([_page(True)]) | FindSignatures("model", TwoSizeDetector(), [64, 96], "det-2")
+        assert_that(out["regions"] | beam.Map(lambda r: r.region), equal_to([0, 1]), label="regions")
+        assert_that(out["errors"], equal_to([]), label="errors")
+
+
+def test_detector_handler_counts_the_bytes_of_every_view():
+    batch = [(np.zeros((64, 64), np.float32), np.zeros((96, 96), np.float32))] * 2
+    assert DetectorHandler().get_num_bytes(batch) == 2 * 4 * (64 * 64 + 96 * 96)
 
 
 def test_model_detector_needs_its_card_values():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.detect import detect_batch, load_detector, save_detector
+from models.detect import detect_batch, detector_views, load_detector, prepare_views, save_detector, stack_views, view_sizes
 from models.detector import build_detector
 from transforms.detection_prep import prepare_page
 
@@ -58,6 +58,58 @@ def test_detect_batch_threshold_override_and_empty_batch() -> None:
 def test_detect_batch_rejects_wrong_sizes() -> None:
     with pytest.raises(ValueError, match=r"batch must be \(N, 64, 64\)"):
         detect_batch(InkCentres(), np.zeros((1, 32, 32), np.float32), CARD)
+
+
+def _one_mark_page() -> np.ndarray:
+    page = np.full((128, 128), 255, np.uint8)
+    page[40:48, 80:88] = 0
+    return page
+
+
+def test_views_default_to_one_unflipped_input_size_and_are_checked() -> None:
+    assert detector_views(CARD) == [(64, False)] and view_sizes(CARD) == [64]
+    card = {**CARD, "views": [[64, False], [96, True], [64, True]]}
+    assert view_sizes(card) == [64, 96]
+    inputs = prepare_views(_one_mark_page(), card)
+    assert [x.shape for x in inputs] == [(64, 64), (96, 96)]
+    assert [s.shape for s in stack_views([inputs, inputs])] == [(2, 64, 64), (2, 96, 96)]
+    for bad in ([[65, False]], [[64, False], [64, False]], [[64]]):
+        with pytest.raises(ValueError, match="view"):
+            detector_views({**CARD, "views": bad})
+    with pytest.raises(ValueError, match=r"one stack per view size \[64, 96\]"):
+        detect_batch(InkCentres(), stack_views([inputs])[:1], card)
+
+
+def test_flipped_and_resized_views_fuse_onto_the_same_box() -> None:
+    page = _one_mark_page()
+    plain = detect_batch(InkCentres().eval(), prepare_page(page, 64)[None], CARD)[0]
+    card = {**CARD, "views": [[64, False], [64, True], [128, False]], "score_threshold": 0.1}
+    fused = detect_batch(InkCentres().eval(), stack_views([prepare_views(page, card)]), card)[0]
+    assert len(plain) == 1
+    # the 64-px view and its mirror agree; the 128-px view's boxes (2 cells there are half as wide) do not
+    top = fused[0]
+    assert (top.x0, top.y0, top.x1, top.y1) == pytest.approx((plain[0].x0, plain[0].y0, plain[0].x1, plain[0].y1))
+    assert top.score == pytest.approx(2 / 3, abs=0.01)
+    assert len(fused) > 1 and all(b.score <= 1 / 3 + 1e-6 for b in fused[1:])
+
+
+def test_a_mirrored_view_maps_its_box_back_to_the_page() -> None:
+    page = _one_mark_page()
+    card = {**CARD, "views": [[64, True]]}
+    mirrored = detect_batch(InkCentres().eval(), stack_views([prepare_views(page, card)]), card)[0]
+    plain = detect_batch(InkCentres().eval(), prepare_page(page, 64)[None], CARD)[0]
+    assert len(mirrored) == len(plain) == 1
+    assert (mirrored[0].x0, mirrored[0].y0, mirrored[0].x1, mirrored[0].y1) == \
+        pytest.approx((plain[0].x0, plain[0].y0, plain[0].x1, plain[0].y1))
+
+
+def test_box_scale_shrinks_about_the_centre() -> None:
+    batch = prepare_page(_one_mark_page(), 64)[None]
+    plain = detect_batch(InkCentres().eval(), batch, CARD)[0][0]
+    scaled = detect_batch(InkCentres().eval(), batch, {**CARD, "box_scale": [0.5, 0.8]})[0][0]
+    assert (scaled.x1 - scaled.x0) == pytest.approx(0.5 * (plain.x1 - plain.x0))
+    assert (scaled.y1 - scaled.y0) == pytest.approx(0.8 * (plain.y1 - plain.y0))
+    assert scaled.x0 + scaled.x1 == pytest.approx(plain.x0 + plain.x1)
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:

@@ -105,3 +105,20 @@ def test_decode_suppresses_overlapping_peaks() -> None:
 def test_decode_rejects_bad_arguments(heat: np.ndarray, ltrb: np.ndarray, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         decode_boxes(heat, ltrb, **kwargs)
+
+
+def test_fuse_boxes_averages_agreeing_views_and_discounts_lonely_boxes() -> None:
+    from transforms.boxes import fuse_boxes, scale_boxes
+    a, b = Box(0.10, 0.10, 0.30, 0.20, 0.8), Box(0.12, 0.10, 0.32, 0.20, 0.8)
+    lonely = Box(0.6, 0.6, 0.7, 0.7, 0.9)
+    fused = fuse_boxes([[a, lonely], [b]])
+    assert len(fused) == 2
+    assert fused[0].score == pytest.approx(0.8) and fused[0].x0 == pytest.approx(0.11)
+    assert fused[1].score == pytest.approx(0.45) and fused[1].x0 == pytest.approx(0.6)
+    assert fuse_boxes([[a], []])[0].score == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="at least one view"):
+        fuse_boxes([])
+    grown = scale_boxes([Box(0.8, 0.4, 0.96, 0.6, 0.5)], 1.5, 0.5)[0]
+    assert (grown.x0, grown.x1, grown.y0, grown.y1) == pytest.approx((0.76, 1.0, 0.45, 0.55))
+    with pytest.raises(ValueError, match="positive"):
+        scale_boxes([a], 0.0, 1.0)

@@ -65,3 +65,45 @@ def nms(boxes: Sequence[Box], iou_threshold: float = 0.5) -> list[Box]:
         if all(iou(box, k) <= iou_threshold for k in kept):
             kept.append(box)
     return kept
+
+
+def fuse_boxes(views: Sequence[Sequence[Box]], iou_threshold: float = 0.55) -> list[Box]:
+    """Weighted box fusion (Solovyev et al. 2021) of the boxes one page got from several views (test-time
+    augmentation): boxes of all views, best first, join the first cluster whose fused box they overlap at
+    IoU >= ``iou_threshold``; a cluster's box is the score-weighted mean of its members' corners and its
+    score the sum of their scores over the number of views (a box only one of four views found keeps a
+    quarter of its score). Best first."""
+    if not views:
+        raise ValueError("need the boxes of at least one view")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    clusters: list[tuple[list[Box], Box]] = []
+    for box in sorted((b for view in views for b in view), key=lambda b: b.score, reverse=True):
+        for k, (members, fused) in enumerate(clusters):
+            if iou(fused, box) >= iou_threshold:
+                members.append(box)
+                clusters[k] = (members, _weighted_mean(members))
+                break
+        else:
+            clusters.append(([box], box))
+    out = [Box(f.x0, f.y0, f.x1, f.y1, min(sum(m.score for m in members) / len(views), 1.0))
+           for members, f in clusters]
+    return sorted(out, key=lambda b: b.score, reverse=True)
+
+
+def _weighted_mean(members: Sequence[Box]) -> Box:
+    w = np.array([max(m.score, 1e-6) for m in members])
+    corners = (w / w.sum()) @ np.array([[m.x0, m.y0, m.x1, m.y1] for m in members])
+    return Box(*(float(v) for v in corners), float(w.sum()))
+
+
+def scale_boxes(boxes: Sequence[Box], sx: float, sy: float) -> list[Box]:
+    """Each box's width times ``sx`` and height times ``sy`` about its centre, clipped to the page
+    (a detector's calibrated box extent: the labels' convention, measured on held-out pages)."""
+    if sx <= 0 or sy <= 0:
+        raise ValueError(f"scale factors must be positive, got {sx}, {sy}")
+    out = []
+    for b in boxes:
+        cx, cy, hw, hh = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, (b.x1 - b.x0) * sx / 2, (b.y1 - b.y0) * sy / 2
+        out.append(Box(max(cx - hw, 0.0), max(cy - hh, 0.0), min(cx + hw, 1.0), min(cy + hh, 1.0), b.score))
+    return out

@@ -1,0 +1,139 @@
+"""Test-time views, box extent and score threshold of the shipped detector, fitted on held-out train pages.
+
+    python -m models.calibrate_detector --views 384 384f 448 448f [--weights PATH] [--write]
+
+The detector's weights stay as they are. On the card's held-out train pages (``training.data.
+holdout_stems``, put upright as in training when ``training.config.upright``):
+
+1. the page is run through every view (``SIZE`` or ``SIZEf``: stretched to SIZE, ``f`` mirrored
+   left-right) and the views' boxes fused (``models.detect.detect_batch``, ``transforms.boxes.fuse_boxes``);
+2. ``box_scale`` = the median ratio of the labelled box's width (height) to the width (height) of the
+   best-overlapping fused box scoring at least the card's current threshold, over pairs at IoU >= 0.3:
+   the labels' convention of how far a signature box reaches, which the regression learnt only roughly;
+3. ``score_threshold`` = the best-F1 threshold of the scaled boxes (``train_detector.best_threshold``).
+
+Prints the holdout figures as JSON; ``--write`` stores views, fusion IoU, box scale, threshold, the
+holdout figures and this calibration in the card beside the weights (the validation figures must then
+be measured again with ``python -m models.evaluate detection``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.data import shared_data_dir
+from models.detect import DEFAULT_DETECTOR_PATH, DEFAULT_FUSION_IOU, detect_batch, detector_views, load_detector, \
+    prepare_views, stack_views
+from models.detector_data import load_yolo_pages, upright_pages
+from models.evaluate_detection import AP_MIN_SCORE, score_predictions
+from models.train_detector import best_threshold
+from models.weights import card_path
+from transforms.boxes import Box, iou, scale_boxes
+
+log = logging.getLogger(__name__)
+
+MATCH_IOU = 0.3  # a fused box and a label at least this close count as the same signature for box_scale
+
+
+def parse_view(text: str) -> list:
+    """``"448f"`` -> ``[448, True]``; ``"384"`` -> ``[384, False]``."""
+    flipped = text.endswith("f")
+    digits = text[:-1] if flipped else text
+    if not digits.isdigit():
+        raise ValueError(f"a view is SIZE or SIZEf (mirrored), e.g. 384 or 448f; got {text!r}")
+    return [int(digits), flipped]
+
+
+def holdout_pages(card: dict[str, Any], root: Path) -> list[tuple[np.ndarray, list[Box]]]:
+    """The card's held-out train pages (full size), upright when the detector was trained upright."""
+    training = card.get("training", {})
+    stems = set(training.get("data", {}).get("holdout_stems", []))
+    if not stems:
+        raise ValueError("the detector card names no held-out train pages (training.data.holdout_stems)")
+    names, pages = load_yolo_pages(root / "images", root / "labels")
+    chosen = [page for name, page in zip(names, pages, strict=True) if name in stems]
+    if len(chosen) != len(stems):
+        raise ValueError(f"{len(stems) - len(chosen)} held-out pages of the card are missing from {root}")
+    return upright_pages(chosen) if training.get("config", {}).get("upright") else chosen
+
+
+def fit_box_scale(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequence[Box]],
+                  min_score: float) -> tuple[tuple[float, float], int]:
+    """Median label/prediction width and height ratios over matched pairs (see the module docstring),
+    and the number of pairs. Raises when fewer than 10 pairs match."""
+    rw, rh = [], []
+    for preds, labels in zip(predictions, truth, strict=True):
+        kept = [p for p in preds if p.score >= min_score]
+        for label in labels:
+            best = max(kept, key=lambda p: iou(p, label), default=None)
+            if best is not None and iou(best, label) >= MATCH_IOU:
+                rw.append((label.x1 - label.x0) / (best.x1 - best.x0))
+                rh.append((label.y1 - label.y0) / (best.y1 - best.y0))
+    if len(rw) < 10:
+        raise ValueError(f"only {len(rw)} held-out boxes matched a detection: too few to fit a box scale")
+    return (round(float(np.median(rw)), 3), round(float(np.median(rh)), 3)), len(rw)
+
+
+def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray, list[Box]]], views: list,
+              fusion_iou: float = DEFAULT_FUSION_IOU, batch_size: int = 8) -> dict[str, Any]:
+    """The calibrated card entries and the holdout figures for ``views`` (see the module docstring)."""
+    trial = {k: v for k, v in card.items() if k != "box_scale"}
+    trial.update(views=views, fusion_iou=fusion_iou)
+    detector_views(trial)  # checks the views
+    predictions: list[list[Box]] = []
+    for start in range(0, len(pages), batch_size):
+        inputs = [prepare_views(page, trial) for page, _ in pages[start:start + batch_size]]
+        predictions += detect_batch(model, stack_views(inputs), trial, "cpu", score_threshold=AP_MIN_SCORE)
+    truth = [boxes for _, boxes in pages]
+    (sx, sy), n_pairs = fit_box_scale(predictions, truth, float(card["score_threshold"]))
+    scaled = [scale_boxes(p, sx, sy) for p in predictions]
+    threshold, _ = best_threshold(scaled, truth)
+    return {"views": views, "fusion_iou": fusion_iou, "box_scale": [sx, sy], "score_threshold": threshold,
+            "holdout": score_predictions(scaled, truth, threshold), "matched_pairs": n_pairs,
+            "holdout_unscaled": score_predictions(predictions, truth, threshold)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--views", nargs="+", required=True, help="SIZE or SIZEf (mirrored), e.g. 384 384f 448 448f")
+    p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH)
+    p.add_argument("--fusion-iou", type=float, default=DEFAULT_FUSION_IOU)
+    p.add_argument("--train", type=Path, default=None, help="detection train split (default: ../shared/data/detection/train)")
+    p.add_argument("--write", action="store_true", help="store the calibration in the card beside the weights")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        views = [parse_view(v) for v in a.views]
+    except ValueError as e:
+        p.error(str(e))
+    model, card = load_detector(a.weights)
+    pages = holdout_pages(card, a.train or shared_data_dir() / "detection" / "train")
+    log.info("calibrating %s views %s on %d held-out train pages", card["model_version"], a.views, len(pages))
+    result = calibrate(model, card, pages, views, a.fusion_iou)
+    print(json.dumps(result, indent=1))
+    if a.write:
+        previous = {k: card.get(k) for k in ("views", "box_scale", "score_threshold", "holdout", "validation") if k in card}
+        card.update({k: result[k] for k in ("views", "fusion_iou", "box_scale", "score_threshold", "holdout")})
+        card["calibration"] = {
+            "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "rule": "box_scale: median label/detection width and height ratios over held-out pairs at IoU >= "
+                    f"{MATCH_IOU} (detections at the previous threshold); score_threshold: max F1 at IoU >= 0.5 "
+                    "of the scaled boxes on the held-out train pages (0.05..0.95 by 0.01)",
+            "matched_pairs": result["matched_pairs"], "holdout_unscaled": result["holdout_unscaled"],
+            "before": previous}
+        card.pop("validation", None)  # measured for other views: re-measure with models.evaluate detection
+        card_path(a.weights).write_text(json.dumps(card, indent=2) + "\n")
+        log.info("wrote the calibration into %s; re-measure the validation figures", card_path(a.weights))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
