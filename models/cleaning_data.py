@@ -97,25 +97,27 @@ def real_noisy_crops(detection_split: Path, longest: int, margin: float = 0.15) 
     return out
 
 
-def noisy_pair(clean: np.ndarray, rng: np.random.Generator, aligned: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(noisy, target)`` of one clean image (``add_document_noise``, seeded by ``rng``): the target is
-    turned by the noise's own small scanner rotation when ``aligned``
-    (``add_document_noise_with_target``), else the unturned image itself."""
+def noisy_pair(clean: np.ndarray, rng: np.random.Generator, aligned: bool = True,
+               kinds: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(noisy, target)`` of one clean image (``add_document_noise``, seeded by ``rng``; ``kinds`` as
+    there, None = a random mix): the target is turned by the noise's own small scanner rotation when
+    ``aligned`` (``add_document_noise_with_target``), else the unturned image itself."""
     if aligned:
-        return add_document_noise_with_target(clean, rng)
-    return add_document_noise(clean, rng), clean
+        return add_document_noise_with_target(clean, rng, kinds)
+    return add_document_noise(clean, rng, kinds), clean
 
 
 def synthetic_pairs(clean: Sequence[np.ndarray], n: int, rng: np.random.Generator,
-                    aligned: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``n`` (noisy, clean) pairs: random clean images with ``add_document_noise`` (seeded).
+                    aligned: bool = True, kinds: Sequence[str] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n`` (noisy, clean) pairs: random clean images with ``add_document_noise`` (seeded; ``kinds``:
+    only these noise kinds, None = the random mix).
 
     ``aligned``: the clean target is turned by the noise's own small scanner rotation
     (``add_document_noise_with_target``), so that the paired L1 term asks for removal, not for undoing
     a turn the generator cannot see (which teaches it to erase strokes); False = the unturned image."""
     noisy, targets = [], []
     for i in range(n):
-        x, t = noisy_pair(clean[int(rng.integers(len(clean)))], rng, aligned)
+        x, t = noisy_pair(clean[int(rng.integers(len(clean)))], rng, aligned, kinds)
         noisy.append(x)
         targets.append(t)
         if (i + 1) % 500 == 0:

@@ -46,6 +46,7 @@ class FeatureLoss(nn.Module):
         super().__init__()
         self.embedder = embedder.eval().float()
         self.embedder.requires_grad_(False)
+        self._targets: dict[object, torch.Tensor] = {}  # key -> embedding of a target (frozen E, fixed image)
 
     def train(self, mode: bool = True) -> FeatureLoss:  # the embedder stays in eval mode (BatchNorm, dropout)
         super().train(mode)
@@ -53,12 +54,26 @@ class FeatureLoss(nn.Module):
         return self
 
     def forward(self, cleaned: list[torch.Tensor], targets: list[torch.Tensor],
-                geometries: list[InkGeometry]) -> torch.Tensor:
+                geometries: list[InkGeometry], keys: list[object] | None = None) -> torch.Tensor:
         """``cleaned``/``targets``: ``(1, H_i, W_i)`` tensors in [-1, 1], pixel-aligned pairs; one
-        geometry (of the target) per pair."""
+        geometry (of the target) per pair. ``keys``: one hashable id per target (for example its index
+        in the pair pool); a target's embedding is then computed once and reused, since the embedder
+        is frozen and the same key must always name the same target and geometry."""
         if not (len(cleaned) == len(targets) == len(geometries)) or not cleaned:
             raise ValueError(f"need matching non-empty lists, got {len(cleaned)}, {len(targets)}, {len(geometries)}")
+        if keys is not None and len(keys) != len(targets):
+            raise ValueError(f"need one key per target, got {len(keys)} keys for {len(targets)} targets")
         x = torch.stack([soft_preprocess(c, g) for c, g in zip(cleaned, geometries, strict=True)])
+        return (self.embedder(x) - self._target_embeddings(targets, geometries, keys)).norm(dim=1).mean()
+
+    def _target_embeddings(self, targets: list[torch.Tensor], geometries: list[InkGeometry],
+                           keys: list[object] | None) -> torch.Tensor:
+        todo = [i for i in range(len(targets)) if keys is None or keys[i] not in self._targets]
         with torch.no_grad():
-            t = self.embedder(torch.stack([soft_preprocess(c, g) for c, g in zip(targets, geometries, strict=True)]))
-        return (self.embedder(x) - t).norm(dim=1).mean()
+            fresh = self.embedder(torch.stack([soft_preprocess(targets[i], geometries[i]) for i in todo])) if todo \
+                else torch.empty(0)
+        if keys is None:
+            return fresh
+        for row, i in enumerate(todo):
+            self._targets[keys[i]] = fresh[row]
+        return torch.stack([self._targets[k] for k in keys])

@@ -46,6 +46,7 @@ from models.data import read_manifest, shared_data_dir
 from models.evaluate_cleaning import psnr
 from models.feature_loss import FeatureLoss
 from models.weights import WEIGHTS_DIR, load_embedder
+from transforms.noise import NOISE_KINDS
 from transforms.preprocess import ink_geometry
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class TrainConfig:
     threads: int = 2
     aligned_targets: bool = True  # paired/monitor targets turned like their noisy crop (False: runs before 2026-11-29)
     init_from: Path | None = None  # start all four networks from this run's last.pt (fine-tuning)
+    extra_pairs: dict[str, int] = field(default_factory=dict)  # "stamp+scan" -> n more pairs with only those kinds
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -165,14 +167,35 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, str | 
     p.add_argument("--feature-weights", type=Path, default=None, metavar="SAFETENSORS",
                    help="frozen SigNet of --lambda-feature (default: the shipped signet_default)")
     p.add_argument("--crop", type=int, nargs=2, default=list(d.crop), metavar=("H", "W"))
+    p.add_argument("--extra-pairs", nargs="*", default=[], metavar="KINDS=N",
+                   help="add N synthetic pairs noised with only these kinds ('+'-joined NOISE_KINDS), e.g. "
+                        "scan=600 stamp+scan=600: more of what the random mix under-serves (own seed stream)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--export", default=None, metavar="NAME",
                    help="after training, ship best.pt as models/weights/cyclegan_<NAME>.safetensors")
     a = p.parse_args(argv)
     if a.crop[0] % 4 or a.crop[1] % 4:
         p.error(f"--crop must be multiples of 4, got {a.crop}")
-    kw = {k: getattr(a, k) for k in TrainConfig.__dataclass_fields__ if k != "crop"}
-    return TrainConfig(**kw, crop=(a.crop[0], a.crop[1])), a.resume, a.export
+    try:
+        extra = parse_extra_pairs(a.extra_pairs)
+    except ValueError as e:
+        p.error(str(e))
+    kw = {k: getattr(a, k) for k in TrainConfig.__dataclass_fields__ if k not in ("crop", "extra_pairs")}
+    return TrainConfig(**kw, crop=(a.crop[0], a.crop[1]), extra_pairs=extra), a.resume, a.export
+
+
+def parse_extra_pairs(items: list[str]) -> dict[str, int]:
+    """``["scan=600", "stamp+scan=400"]`` -> ``{"scan": 600, "stamp+scan": 400}``; kinds must be
+    ``NOISE_KINDS``, counts positive."""
+    out: dict[str, int] = {}
+    for item in items:
+        kinds, sep, n = item.partition("=")
+        unknown = [k for k in kinds.split("+") if k not in NOISE_KINDS]
+        if not sep or not kinds or unknown or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--extra-pairs wants KINDS=N with KINDS '+'-joined from {NOISE_KINDS} "
+                             f"and N >= 1, got {item!r}")
+        out[kinds] = int(n)
+    return out
 
 
 def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[np.ndarray], dict]:
@@ -187,10 +210,15 @@ def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[n
     syn_noisy, syn_clean = synthetic_pairs(clean, cfg.n_synthetic, rng, aligned=cfg.aligned_targets)
     mon_clean = load_clean(cfg.manifest, monitor_w, cfg.scale, 48, rng)
     mon_noisy, mon_clean = map(list, zip(*(noisy_pair(c, rng, cfg.aligned_targets) for c in mon_clean), strict=True))
+    extra_rng = np.random.default_rng([cfg.seed, 54321])  # own stream: the base pairs stay as they were
+    for kinds, n in cfg.extra_pairs.items():
+        x, t = synthetic_pairs(clean, n, extra_rng, aligned=cfg.aligned_targets, kinds=kinds.split("+"))
+        syn_noisy += x
+        syn_clean += t
     data = CleaningData(real, syn_noisy, syn_clean, clean, cfg.crop, cfg.batch_size, cfg.synthetic_share, cfg.seed)
     info = {"split_source": source, "n_train_writers": len(fit_w), "monitor_writers": monitor_w,
             "n_val_writers_excluded": len(val_w), "n_clean": len(clean), "n_real_noisy": len(real),
-            "n_synthetic_pairs": len(syn_noisy)}
+            "n_synthetic_pairs": len(syn_noisy), "extra_pairs": dict(cfg.extra_pairs)}
     return data, mon_noisy, mon_clean, info
 
 
@@ -262,7 +290,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             loss_feat = cfg.lambda_feature * feature([generate_whole(g_ab, (data.syn_clean if c else data.syn_a)[i])
                                                       for i, c in zip(pick, clean_in, strict=True)],
                                                      [to_tensor(data.syn_clean[i][None])[0] for i in pick],
-                                                     [geometries[i] for i in pick])
+                                                     [geometries[i] for i in pick], keys=pick)
         opt_g.zero_grad(set_to_none=True)
         (loss_gan + loss_cyc + loss_idt + loss_pair + loss_feat).backward()
         opt_g.step()

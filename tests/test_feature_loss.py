@@ -65,3 +65,20 @@ def test_generate_whole_keeps_size_and_only_lightens():
     out = generate_whole(g, img)
     assert out.shape == (1, *img.shape)
     assert bool((out >= to_tensor(img[None])[0] - 1e-6).all())
+
+
+def test_feature_loss_caches_target_embeddings_by_key():
+    torch.manual_seed(0)
+    loss = FeatureLoss(build_embedder("signet_s4"))
+    imgs = [signature(s) for s in (11, 13)]
+    ts, gs = [to_tensor(i[None])[0] for i in imgs], [ink_geometry(i) for i in imgs]
+    x = to_tensor(np.minimum(imgs[0], 128)[None])[0]
+    plain = float(loss([x, ts[1]], ts, gs))
+    assert float(loss([x, ts[1]], ts, gs, keys=[0, 1])) == pytest.approx(plain, rel=1e-5)
+    calls = []
+    hook = loss.embedder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    assert float(loss([x, ts[1]], ts, gs, keys=[0, 1])) == pytest.approx(plain, rel=1e-5)
+    assert calls == [2]  # only the cleaned batch went through the embedder; the targets came from the cache
+    hook.remove()
+    with pytest.raises(ValueError, match="one key per target"):
+        loss([x], ts[:1], gs[:1], keys=[0, 1])

@@ -56,3 +56,26 @@ def test_parse_feature_loss_flags(tmp_path):
     assert (cfg.lambda_feature, cfg.feature_pairs, cfg.feature_clean_share) == (50.0, 4, 0.5)
     assert cfg.to_json()["feature_weights"] == "w.safetensors"
     assert parse_args(["--out", str(tmp_path)])[0].lambda_feature == 0.0  # off unless asked for
+
+
+def test_parse_extra_pairs(tmp_path):
+    cfg, _, _ = parse_args(["--out", str(tmp_path), "--extra-pairs", "scan=600", "stamp+scan=40"])
+    assert cfg.extra_pairs == {"scan": 600, "stamp+scan": 40}
+    assert cfg.to_json()["extra_pairs"] == {"scan": 600, "stamp+scan": 40}
+    assert parse_args(["--out", str(tmp_path)])[0].extra_pairs == {}
+    for bad in ("scan", "glitter=5", "scan=0", "=5", "stamp+=3"):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", str(tmp_path), "--extra-pairs", bad])
+
+
+def test_synthetic_pairs_with_only_some_kinds():
+    from models.cleaning_data import synthetic_pairs
+    clean = [np.full((40, 90), 255, np.uint8)]
+    clean[0][18:22, 10:80] = 0
+    noisy, targets = synthetic_pairs(clean, 3, np.random.default_rng(3), kinds=["line"])
+    assert len(noisy) == len(targets) == 3
+    for x, t in zip(noisy, targets, strict=True):
+        assert np.array_equal(t, clean[0])  # no scanner noise asked for: no turn of the target
+        assert (x <= t).all() and (x < t).any()  # a ruled line only adds ink
+    noisy, targets = synthetic_pairs(clean, 3, np.random.default_rng(3))  # the random mix: turns and lightens
+    assert any(not np.array_equal(t, clean[0]) or (x > t).any() for x, t in zip(noisy, targets, strict=True))
