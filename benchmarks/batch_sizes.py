@@ -19,11 +19,10 @@ import torch
 
 from benchmarks.cleaning_throughput import make_crops
 from benchmarks.detector_throughput import sample_pages
-from models.clean import clean_images, load_cleaner
-from models.detect import detect_batch, load_detector
+from models.clean import clean_images, cleaning_options, load_cleaner
+from models.detect import detect_batch, load_detector, prepare_views, stack_views
 from models.embed import embed_batch
 from models.weights import load_embedder
-from transforms.detection_prep import prepare_page
 from transforms.preprocess import INPUT_SIZE
 
 TOLERANCE = 0.05
@@ -54,14 +53,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     detector, dcard = load_detector()
     cleaner, ccard = load_cleaner()
     embedder, _ = load_embedder()
-    size = int(dcard["input_size"])
-    pages = np.stack([prepare_page(pg, size) for pg in sample_pages(a.items)])
+    pages = [prepare_views(pg, dcard) for pg in sample_pages(a.items)]
     crops = make_crops(a.items, (150, 400), np.random.default_rng(0))
     signatures = np.random.default_rng(0).random((a.items, *INPUT_SIZE), dtype=np.float32)
     models: dict[str, tuple[Callable[[Sequence], object], Sequence]] = {
-        f"detector {dcard['model_version']} (pages)": (lambda b: detect_batch(detector, np.asarray(b), dcard), pages),
+        f"detector {dcard['model_version']} (pages)": (lambda b: detect_batch(detector, stack_views(list(b)), dcard), pages),
         f"cleaner {ccard['model_version']} (crops)": (
-            lambda b: clean_images(cleaner, list(b), max_side=ccard.get("max_side", 256), batch_size=len(b)), crops),
+            lambda b: clean_images(cleaner, list(b), batch_size=len(b), **cleaning_options(ccard)), crops),
         "embedder signet (signatures)": (lambda b: embed_batch(embedder, np.asarray(b)), signatures),
     }
     print(f"torch {torch.__version__}, {a.threads} threads, {a.items} items per size; items/s")

@@ -19,7 +19,14 @@ import numpy as np
 import pymupdf
 import torch
 
-from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, detector_views, load_detector, prepare_views, stack_views
+from models.detect import (
+    DEFAULT_DETECTOR_PATH,
+    detect_batch,
+    detector_views,
+    load_detector,
+    prepare_views,
+    stack_views,
+)
 from models.detector import build_detector
 from transforms.demo_corpus import make_sample_contract
 from transforms.detection_prep import DEFAULT_INPUT_SIZE

@@ -26,15 +26,14 @@ from pathlib import Path
 import numpy as np
 
 import run_pipeline
-from models.clean import clean_images, load_cleaner
-from models.detect import detect_batch, load_detector
+from models.clean import clean_images, cleaning_options, load_cleaner
+from models.detect import detect_batch, load_detector, prepare_views, stack_views
 from models.embed import embed_batch
 from models.weights import load_embedder
 from pipeline.audit import resolve_models
 from pipeline.options import AuditConfig
 from transforms.crops import crop_region
 from transforms.demo_corpus import make_sample_contract, write_references
-from transforms.detection_prep import prepare_page
 from transforms.pdf import iter_pages
 from transforms.preprocess import preprocess_signature
 from transforms.regions import find_signature_regions
@@ -72,7 +71,7 @@ def stage_times(documents: Path, config: AuditConfig) -> dict[str, float]:
         start = time.perf_counter()
         for i in range(0, len(pages), 8):
             chunk = pages[i:i + 8]
-            batch = np.stack([prepare_page(p.image, int(card["input_size"])) for p in chunk])
+            batch = stack_views([prepare_views(p.image, card) for p in chunk])
             for page, boxes in zip(chunk, detect_batch(model, batch, card), strict=True):
                 crops.extend(crop_region(page.image, box) for box in boxes)
         timings["detect"] = time.perf_counter() - start
@@ -84,7 +83,7 @@ def stage_times(documents: Path, config: AuditConfig) -> dict[str, float]:
     if config.clean and crops:
         cleaner, card = load_cleaner(config.cleaner_weights)
         start = time.perf_counter()
-        crops = clean_images(cleaner, crops, max_side=card.get("max_side", 256))
+        crops = clean_images(cleaner, crops, **cleaning_options(card))
         timings["clean"] = time.perf_counter() - start
     embedder, _ = load_embedder(config.weights)
     start = time.perf_counter()

@@ -30,8 +30,15 @@ from typing import Any
 import numpy as np
 
 from models.data import shared_data_dir
-from models.detect import DEFAULT_DETECTOR_PATH, DEFAULT_FUSION_IOU, detect_batch, detector_views, load_detector, \
-    prepare_views, stack_views
+from models.detect import (
+    DEFAULT_DETECTOR_PATH,
+    DEFAULT_FUSION_IOU,
+    detect_batch,
+    detector_views,
+    load_detector,
+    prepare_views,
+    stack_views,
+)
 from models.detector_data import load_yolo_pages, upright_pages
 from models.evaluate_detection import AP_MIN_SCORE, score_predictions
 from models.train_detector import best_threshold

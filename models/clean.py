@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CLEANER = "default"
 BUCKET = 32  # crops are grouped by their size rounded up to a multiple of this, padded inside a bucket
+UPSCALES = ("image", "removal")
+
+
+def cleaning_options(card: dict[str, Any]) -> dict[str, Any]:
+    """``clean_images`` keyword arguments a cleaner's card sets: ``max_side`` (default 256),
+    ``remove_only`` (default False), ``upscale`` (default 'image')."""
+    upscale = card.get("upscale", "image")
+    if upscale not in UPSCALES:
+        raise ValueError(f"cleaner card upscale must be one of {UPSCALES}, got {upscale!r}")
+    return {"max_side": card.get("max_side", 256), "remove_only": bool(card.get("remove_only", False)),
+            "upscale": upscale}
 
 
 def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
@@ -71,8 +82,18 @@ def _shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
+def _remove_share(small: np.ndarray, cleaned: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """``full`` lightened by the share of ink the generator removed at the small scale (see ``clean_images``)."""
+    s = small.astype(np.float32)
+    share = np.clip((cleaned.astype(np.float32) - s) / np.maximum(255.0 - s, 1.0), 0.0, 1.0)
+    share = cv2.resize(share, (full.shape[1], full.shape[0]), interpolation=cv2.INTER_LINEAR)
+    f = full.astype(np.float32)
+    return np.clip(f + np.clip(share, 0.0, 1.0) * (255.0 - f) + 0.5, 0, 255).astype(np.uint8)
+
+
 def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | torch.device = "cpu",
-                 max_side: int | None = 256, batch_size: int = 16, remove_only: bool = False) -> list[np.ndarray]:
+                 max_side: int | None = 256, batch_size: int = 16, remove_only: bool = False,
+                 upscale: str = "image") -> list[np.ndarray]:
     """Clean ``(H, W) uint8`` crops (ink dark) -> a list of ``(H, W) uint8`` crops of the same sizes.
 
     Crops whose longest side exceeds ``max_side`` (the card's ``max_side``: the scale the generator was
@@ -84,7 +105,16 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
     ``remove_only`` (the card's ``remove_only``): cleaning may only lighten pixels, never darken them,
     ``max(cleaned, input)``: document noise adds ink, so the signature's own strokes keep their
     rendering while lines, text and stamps the generator lightened stay removed.
+
+    ``upscale`` (the card's ``upscale``), for shrunk crops under ``remove_only``: 'image' resizes the
+    cleaned crop back and keeps the lighter of it and the input; 'removal' resizes back only the share
+    of each pixel's ink the generator took away, ``(cleaned - small) / (255 - small)``, and takes that
+    share from the full-size input, ``input + share x (255 - input)``: where the generator changed
+    nothing, the signature keeps its full-resolution strokes instead of their blurred, lighter upscale.
+    At the working scale both give ``max(cleaned, input)``.
     """
+    if upscale not in UPSCALES:
+        raise ValueError(f"upscale must be one of {UPSCALES}, got {upscale!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_side is not None and max_side < 8:
@@ -107,6 +137,9 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
                 h, w = work[i].shape
                 res = cleaned[j, :h, :w]
                 oh, ow = images[i].shape
+                if remove_only and upscale == "removal" and (h, w) != (oh, ow):
+                    out[i] = _remove_share(work[i], res, images[i])
+                    continue
                 if (h, w) != (oh, ow):
                     res = cv2.resize(res, (ow, oh), interpolation=cv2.INTER_CUBIC)
                 out[i] = np.maximum(res, images[i]) if remove_only else np.ascontiguousarray(res)

@@ -57,9 +57,9 @@ def query_images(images: Sequence[np.ndarray], clean: bool, noise_seed: int | No
                  device: str | torch.device = "cpu", noise_kinds: Sequence[str] | None = None) -> list[np.ndarray]:
     """The query versions of ``(H, W) uint8`` images for ``verification``: document noise seeded by
     ``default_rng([noise_seed, i])`` when ``noise_seed`` is given (only ``noise_kinds`` when given, else a
-    random mix), then the cleaner (``cleaner`` weights, default shipped; at the card's ``max_side``)
+    random mix), then the cleaner (``cleaner`` weights, default shipped; with its card's ``cleaning_options``)
     when ``clean``."""
-    from models.clean import clean_images, default_cleaner_path, load_cleaner
+    from models.clean import clean_images, cleaning_options, default_cleaner_path, load_cleaner
     from transforms.noise import add_document_noise
 
     if clean and not Path(cleaner or default_cleaner_path()).is_file():
@@ -71,7 +71,7 @@ def query_images(images: Sequence[np.ndarray], clean: bool, noise_seed: int | No
     if clean:
         model, card = load_cleaner(cleaner, device)
         log.info("cleaning %d queries with %s", len(out), card.get("model_version"))
-        out = clean_images(model, out, device, max_side=card.get("max_side"), remove_only=card.get("remove_only", False))
+        out = clean_images(model, out, device, **cleaning_options(card))
     return out
 
 
@@ -93,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate the cleaner on noisy versions of the selected genuine and forged images."""
-    from models.clean import clean_images, default_cleaner_path, load_cleaner, update_card
+    from models.clean import clean_images, cleaning_options, default_cleaner_path, load_cleaner, update_card
     from models.cleaning_data import training_writers
     from models.weights import WEIGHTS_DIR, resolve_device
     from transforms.noise import add_document_noise_with_target
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     path = args.weights or default_cleaner_path()
     model, card = load_cleaner(path, device)
-    max_side = args.max_side or card.get("max_side")
+    options = cleaning_options(card)
+    max_side = args.max_side or options["max_side"]
     rows = sorted(read_manifest(args.manifest), key=lambda s: s.rel_path)
     source = "all writers"
     if args.split != "all":
@@ -117,9 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pairs = [add_document_noise_with_target(c, np.random.default_rng([args.seed, i])) for i, c in enumerate(originals)]
     noisy, clean = [p[0] for p in pairs], [p[1] for p in pairs]
     log.info("cleaning %d noisy and %d clean images (max_side %s)", len(noisy), len(clean), max_side)
-    remove_only = card.get("remove_only", False) if args.remove_only == "card" else args.remove_only == "yes"
-    cleaned = clean_images(model, noisy, device, max_side=max_side, remove_only=remove_only)
-    cleaned_clean = clean_images(model, originals, device, max_side=max_side, remove_only=remove_only)
+    remove_only = options["remove_only"] if args.remove_only == "card" else args.remove_only == "yes"
+    options.update(max_side=max_side, remove_only=remove_only)
+    cleaned = clean_images(model, noisy, device, **options)
+    cleaned_clean = clean_images(model, originals, device, **options)
 
     def mean(f, xs, refs=clean) -> float:  # noqa: ANN001
         return round(float(np.mean([f(a, b) for a, b in zip(xs, refs, strict=True)])), 3)
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
         "split_source": source, "n_images": len(rows), "n_writers": len({s.writer for s in rows}), "seed": args.seed,
-        "max_side": max_side, "remove_only": remove_only,
+        "max_side": max_side, "remove_only": remove_only, "upscale": options["upscale"],
         "psnr_noisy": mean(psnr, noisy), "psnr_cleaned": mean(psnr, cleaned),
         "ssim_noisy": mean(ssim, noisy), "ssim_cleaned": mean(ssim, cleaned),
         "psnr_clean_input_cleaned": mean(psnr, cleaned_clean, originals),

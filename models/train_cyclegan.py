@@ -337,7 +337,7 @@ def export(cfg: TrainConfig, checkpoint: Path, name: str) -> Path:
     info = json.loads((cfg.out / "config.json").read_text())
     card = {"arch": cfg.generator, "name": name, "model_version": f"cyclegan_{name}@step{ck['step']}",
             "direction": "A (noisy document crop) -> B (clean signature)", "input": "(H, W) uint8, ink dark",
-            "max_side": cfg.scale, "remove_only": True, "train": {**info, "checkpoint_step": int(ck["step"]),
+            "max_side": cfg.scale, "remove_only": True, "upscale": "removal", "train": {**info, "checkpoint_step": int(ck["step"]),
                                               "monitor_psnr": float(ck["monitor_psnr"])}}
     return save_cleaner(model, card, default_cleaner_path(name))
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
 
-from models.clean import clean_images, load_cleaner
+from models.clean import clean_images, cleaning_options, load_cleaner
 from models.detect import detect_batch, load_detector, stack_views
 from models.embed import embed_batch
 from models.weights import load_embedder, resolve_device
@@ -130,6 +130,4 @@ class CleanerHandler(_CardModelHandler):
         return load_cleaner(self._weights_path, device=device)
 
     def _infer(self, model: torch.nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> list:
-        card = model.sigaudit_card
-        return clean_images(model, list(batch), device, max_side=card.get("max_side", 256), batch_size=len(batch),
-                            remove_only=bool(card.get("remove_only", False)))
+        return clean_images(model, list(batch), device, batch_size=len(batch), **cleaning_options(model.sigaudit_card))

@@ -98,3 +98,29 @@ def test_remove_only_never_darkens():
     kept = clean_images(model, imgs, max_side=64, remove_only=True)
     for img, f, k in zip(imgs, free, kept, strict=True):
         assert np.all(k >= img) and np.array_equal(k, np.maximum(f, img))
+
+
+def test_removal_upscale_keeps_full_resolution_strokes_the_generator_left():
+    img = np.full((200, 400), 255, np.uint8)
+    img[100, 20:380] = 0  # a one-pixel stroke: shrunk 4x and resized back it would come out light grey
+    g = identity_generator()
+    by_image = clean_images(g, [img], max_side=100, remove_only=True)[0]
+    by_removal = clean_images(g, [img], max_side=100, remove_only=True, upscale="removal")[0]
+    assert int(by_image[100, 20:380].min()) > 60
+    assert int(np.abs(by_removal.astype(int) - img).max()) <= 3
+    with pytest.raises(ValueError, match="upscale"):
+        clean_images(g, [img], upscale="bicubic")
+
+
+def test_removal_share_takes_away_what_the_generator_took_away():
+    from models.clean import _remove_share, cleaning_options
+    small = np.array([[0, 100], [200, 255]], np.uint8)
+    cleaned = np.array([[255, 100], [255, 255]], np.uint8)  # left column wiped, right kept
+    full = np.kron(small, np.ones((2, 2), np.uint8))
+    out = _remove_share(small, cleaned, full)
+    assert out.shape == full.shape and np.all(out >= full)
+    assert out[0, 0] == 255 and out[3, 3] == 255 and out[0, 3] == 100  # corners: wiped, paper, kept
+    assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image"}
+    assert cleaning_options({"max_side": 128, "remove_only": True, "upscale": "removal"})["upscale"] == "removal"
+    with pytest.raises(ValueError, match="upscale"):
+        cleaning_options({"upscale": "nearest"})

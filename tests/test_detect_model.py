@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from models.detect import detect_batch, detector_views, load_detector, prepare_views, save_detector, stack_views, view_sizes
+from models.detect import (
+    detect_batch,
+    detector_views,
+    load_detector,
+    prepare_views,
+    save_detector,
+    stack_views,
+    view_sizes,
+)
 from models.detector import build_detector
 from transforms.detection_prep import prepare_page
 
