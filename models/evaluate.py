@@ -90,6 +90,18 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
                           n_writers=len(refs), n_writers_fewer_references=int(fewer))
 
 
+def pool_scores(parts: Sequence[ProtocolScores]) -> ProtocolScores:
+    """One ``ProtocolScores`` holding the scores of several scorings of the same writers (for example one
+    per noise seed): distances concatenated, writer counts of the first."""
+    if not parts:
+        raise ValueError("need at least one set of scores to pool")
+    if len(parts) == 1:
+        return parts[0]
+    return ProtocolScores(*(np.concatenate([getattr(x, f) for x in parts])
+                            for f in ("genuine", "genuine_forged_writers", "skilled", "random")),
+                          n_writers=parts[0].n_writers, n_writers_fewer_references=parts[0].n_writers_fewer_references)
+
+
 def summarize(scores: ProtocolScores, calibration: Calibration | None) -> dict[str, Any]:
     """EER / AUC / FAR / FRR figures of ``scores``.
 
@@ -123,7 +135,9 @@ def _add_verification(p: argparse.ArgumentParser) -> None:
     p.add_argument("--references-per-writer", type=int, default=5, metavar="K")
     p.add_argument("--weights", type=Path, default=None, help="safetensors file (default: the shipped models/weights/signet_default.safetensors)")
     p.add_argument("--clean", action="store_true", help="run the cleaning model on the queries first")
-    p.add_argument("--noisy-queries", type=int, default=None, metavar="SEED", help="seeded document noise on the queries")
+    p.add_argument("--noisy-queries", type=int, nargs="+", default=None, metavar="SEED",
+                   help="seeded document noise on the queries; several seeds score every query once per seed and "
+                        "pool the scores (eer etc.), with each seed's EER in eer_per_noise_seed")
     p.add_argument("--noise-kind", action="append", default=None, choices=NOISE_KINDS, dest="noise_kinds",
                    help="with --noisy-queries: only these noise kinds (repeatable; default: a random mix per image)")
     p.add_argument("--cleaner", type=Path, default=None, help="cleaner safetensors (default: shipped cyclegan_default)")
@@ -169,16 +183,20 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     log.info("embedding %d images of %d writers", len(rows), len({s.writer for s in rows}))
     images = [load_gray(s.path) for s in rows]
     emb = embed_images(model, images, args.batch_size, device)
-    q_emb = None
-    if args.clean or args.noisy_queries is not None:  # queries noisy and/or cleaned, references as they are
-        q_emb = embed_images(model, query_images(images, args.clean, args.noisy_queries, args.cleaner, device,
-                                                 args.noise_kinds),
-                             args.batch_size, device)
-    scores = protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb)
+    per_seed: list[ProtocolScores] = []
+    for seed in args.noisy_queries or [None]:
+        q_emb = None
+        if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are
+            q_emb = embed_images(model, query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds),
+                                 args.batch_size, device)
+        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb))
+    scores = pool_scores(per_seed)
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
            "datasets": args.dataset, "references_per_writer": args.references_per_writer,
            "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
     out.update(summarize(scores, Calibration.from_card(card)))
+    if len(per_seed) > 1:
+        out["eer_per_noise_seed"] = [summarize(x, None)["eer"] for x in per_seed]
     return out
 
 

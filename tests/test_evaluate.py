@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.data import Sample
-from models.evaluate import build_parser, main, protocol_scores, summarize
+from models.evaluate import build_parser, main, pool_scores, protocol_scores, summarize
 from models.signet import build_embedder
 from models.verification import Calibration
 from models.weights import default_weights_path, load_embedder, save_embedder
@@ -89,6 +89,32 @@ def test_cli_writes_json(tmp_path, capsys):
     assert result["n_writers"] == 3 and result["n_genuine"] == 3 * 2 and result["n_forged"] == 3 * 2
     for key in ("eer", "eer_random", "auc", "far", "frr"):
         assert 0.0 <= result[key] <= 1.0
+
+
+def test_pool_scores_concatenates_the_scorings():
+    rows = [sample(w, "genuine", f"{w}/g{i}") for w in "ab" for i in range(7)] + [sample("a", "forged", "a/f0")]
+    emb = np.random.default_rng(1).normal(size=(len(rows), 4)).astype(np.float32)
+    one = protocol_scores(rows, emb, 5)
+    two = protocol_scores(rows, emb, 5, query_embeddings=emb + 0.5)
+    pooled = pool_scores([one, two])
+    assert pooled.skilled.tolist() == one.skilled.tolist() + two.skilled.tolist()
+    assert pooled.random.size == 2 * one.random.size and pooled.n_writers == one.n_writers == 2
+    assert pool_scores([one]) is one
+    with pytest.raises(ValueError, match="at least one"):
+        pool_scores([])
+
+
+def test_cli_pools_several_noise_seeds(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data")
+    weights = tiny_weights(tmp_path)
+    args = ["verification", "--manifest", str(manifest), "--weights", str(weights)]
+    assert main([*args, "--noisy-queries", "4"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert main([*args, "--noisy-queries", "4", "5"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["n_forged"] == 2 * single["n_forged"] and both["noisy_queries"] == [4, 5]
+    assert len(both["eer_per_noise_seed"]) == 2 and both["eer_per_noise_seed"][0] == single["eer"]
+    assert "eer_per_noise_seed" not in single
 
 
 def test_cli_noise_kind_needs_noisy_queries(tmp_path):
