@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 import torch
 
-from models.clean import clean_images
+from models.clean import clean_images, cleaning_options, default_cleaner_path
 from models.cyclegan import DEFAULT_GENERATOR, GENERATORS, build_generator, count_parameters
+from models.weights import card_path, load_card
 from transforms.noise import add_document_noise
 from transforms.synth_signature import draw_signature, make_style
 
@@ -35,10 +36,16 @@ def make_crops(n: int, size: tuple[int, int], rng: np.random.Generator) -> list[
     return crops
 
 
+def shipped_options() -> dict:
+    """``clean_images`` settings of the shipped cleaner's card (remove-only, upscale), defaults without one."""
+    path = default_cleaner_path()
+    return cleaning_options(load_card(path) if card_path(path).is_file() else {})
+
+
 def measure(name: str, crops: list[np.ndarray], max_side: int | None, batch_size: int, repeats: int) -> tuple[float, float]:
     """``(crops per second wall-clock, CPU ms per crop)`` of ``clean_images`` after one warm-up."""
     model = build_generator(name).eval()
-    options = {"max_side": max_side, "batch_size": batch_size, "remove_only": True, "upscale": "removal"}  # as shipped
+    options = {**shipped_options(), "max_side": max_side, "batch_size": batch_size}
     clean_images(model, crops[:batch_size], **options)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(repeats):

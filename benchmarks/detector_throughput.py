@@ -22,6 +22,7 @@ import torch
 from models.detect import (
     DEFAULT_DETECTOR_PATH,
     detect_batch,
+    detect_pages,
     detector_views,
     load_detector,
     prepare_views,
@@ -72,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         detect_batch(model, stack_views(prepared[i:i + args.batch_size]), card)
     detect_s = time.perf_counter() - start
     start = time.perf_counter()
-    for i in range(0, len(pages), args.batch_size):
-        detect_batch(model, stack_views([prepare_views(p, card) for p in pages[i:i + args.batch_size]]), card)
+    detect_pages(model, pages, card, batch_size=args.batch_size)
     e2e_s = time.perf_counter() - start
     rows = [("detect (prepared pages)", len(pages) / detect_s), ("end_to_end (prepare + detect)", len(pages) / e2e_s)]
     views = " ".join(f"{s}{'f' if f else ''}" for s, f in detector_views(card))

@@ -27,7 +27,7 @@ import numpy as np
 
 import run_pipeline
 from models.clean import clean_images, cleaning_options, load_cleaner
-from models.detect import detect_batch, load_detector, prepare_views, stack_views
+from models.detect import detect_pages, load_detector
 from models.embed import embed_batch
 from models.weights import load_embedder
 from pipeline.audit import resolve_models
@@ -69,11 +69,8 @@ def stage_times(documents: Path, config: AuditConfig) -> dict[str, float]:
     if config.detector == "model":
         model, card = load_detector(config.detector_weights)
         start = time.perf_counter()
-        for i in range(0, len(pages), 8):
-            chunk = pages[i:i + 8]
-            batch = stack_views([prepare_views(p.image, card) for p in chunk])
-            for page, boxes in zip(chunk, detect_batch(model, batch, card), strict=True):
-                crops.extend(crop_region(page.image, box) for box in boxes)
+        for page, boxes in zip(pages, detect_pages(model, [p.image for p in pages], card), strict=True):
+            crops.extend(crop_region(page.image, box) for box in boxes)
         timings["detect"] = time.perf_counter() - start
     else:
         start = time.perf_counter()

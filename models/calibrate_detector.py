@@ -33,11 +33,9 @@ from models.data import shared_data_dir
 from models.detect import (
     DEFAULT_DETECTOR_PATH,
     DEFAULT_FUSION_IOU,
-    detect_batch,
+    detect_pages,
     detector_views,
     load_detector,
-    prepare_views,
-    stack_views,
 )
 from models.detector_data import load_yolo_pages, upright_pages
 from models.evaluate_detection import AP_MIN_SCORE, score_predictions
@@ -95,10 +93,7 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
     trial = {k: v for k, v in card.items() if k != "box_scale"}
     trial.update(views=views, fusion_iou=fusion_iou)
     detector_views(trial)  # checks the views
-    predictions: list[list[Box]] = []
-    for start in range(0, len(pages), batch_size):
-        inputs = [prepare_views(page, trial) for page, _ in pages[start:start + batch_size]]
-        predictions += detect_batch(model, stack_views(inputs), trial, "cpu", score_threshold=AP_MIN_SCORE)
+    predictions = detect_pages(model, [page for page, _ in pages], trial, "cpu", AP_MIN_SCORE, batch_size)
     truth = [boxes for _, boxes in pages]
     (sx, sy), n_pairs = fit_box_scale(predictions, truth, float(card["score_threshold"]))
     scaled = [scale_boxes(p, sx, sy) for p in predictions]

@@ -10,11 +10,12 @@ are merged by ``transforms.boxes.fuse_boxes`` at ``fusion_iou``) and ``box_scale
 calibrated box extent, ``transforms.boxes.scale_boxes``). Without them: one view at ``input_size``.
 
     model, card = load_detector()                                   # eval mode, on device
-    inputs = [prepare_views(page, card) for page in pages]          # one array per view size
-    boxes = detect_batch(model, stack_views(inputs), card, device)  # list[list[Box]], one list per page
+    boxes = detect_pages(model, pages, card, device)                # list[list[Box]], one list per page
+    # the same in steps: detect_batch(model, stack_views([prepare_views(page, card) ...]), card, device)
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,20 @@ def stack_views(inputs: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
     if not inputs:
         return []
     return [np.stack([page[k] for page in inputs]) for k in range(len(inputs[0]))]
+
+
+def detect_pages(model: nn.Module, pages: Sequence[np.ndarray], card: dict[str, Any],
+                 device: str | torch.device = "cpu", score_threshold: float | None = None,
+                 batch_size: int = 8) -> list[list[Box]]:
+    """``detect_batch`` over whole pages ``(H, W) uint8``: ``prepare_views`` and ``stack_views`` in
+    chunks of ``batch_size`` pages; one box list per page."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    out: list[list[Box]] = []
+    for start in range(0, len(pages), batch_size):
+        inputs = [prepare_views(page, card) for page in pages[start:start + batch_size]]
+        out += detect_batch(model, stack_views(inputs), card, device, score_threshold)
+    return out
 
 
 def save_detector(model: nn.Module, card: dict[str, Any], path: str | Path = DEFAULT_DETECTOR_PATH) -> Path:

@@ -2,7 +2,7 @@
 
 Scores the shipped (or given) detector on a YOLO-format folder: label files matched by image stem,
 ``0 cx cy w h`` normalized, an empty file meaning no signature. Pages go through the same
-``prepare_views`` and ``detect_batch`` as the pipeline (with the card's test-time views). Precision, recall and F1 count boxes at the
+``prepare_views`` and ``detect_batch`` as the pipeline (``models.detect.detect_pages``) (with the card's test-time views). Precision, recall and F1 count boxes at the
 card's shipped ``score_threshold`` (IoU >= 0.5, greedy matching); AP@0.5 uses every box down to
 ``AP_MIN_SCORE``.
 """
@@ -47,31 +47,29 @@ def yolo_pairs(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _batches(pairs: Sequence[tuple[Path, Path]], card: dict[str, Any],
-             batch_size: int) -> Iterator[tuple[list[np.ndarray], list[list[Box]]]]:
-    from models.detect import prepare_views, stack_views
-
+def _batches(pairs: Sequence[tuple[Path, Path]], batch_size: int) -> Iterator[tuple[list[np.ndarray], list[list[Box]]]]:
     for start in range(0, len(pairs), batch_size):
         pages, truth = [], []
         for image_path, label_path in pairs[start:start + batch_size]:
             image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
             if image is None:
                 raise ValueError(f"cannot read image {image_path}")
-            pages.append(prepare_views(image, card))
+            pages.append(image)
             truth.append(load_yolo_labels(label_path))
-        yield stack_views(pages), truth
+        yield pages, truth
 
 
 def predict_folder(model: nn.Module, card: dict[str, Any], pairs: Sequence[tuple[Path, Path]], device: str = "cpu",
                    batch_size: int = 8) -> tuple[list[list[Box]], list[list[Box]], float]:
-    """Predictions (every box >= ``AP_MIN_SCORE``), true boxes, and seconds spent, over ``pairs``."""
-    from models.detect import detect_batch
+    """Predictions (every box >= ``AP_MIN_SCORE``), true boxes, and seconds spent, over ``pairs``
+    (read ``batch_size`` pages at a time)."""
+    from models.detect import detect_pages
 
     predictions: list[list[Box]] = []
     truth: list[list[Box]] = []
     start = time.perf_counter()
-    for batch, labels in _batches(pairs, card, batch_size):
-        predictions += detect_batch(model, batch, card, device, score_threshold=AP_MIN_SCORE)
+    for pages, labels in _batches(pairs, batch_size):
+        predictions += detect_pages(model, pages, card, device, AP_MIN_SCORE, batch_size)
         truth += labels
     return predictions, truth, time.perf_counter() - start
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from models.detect import (
     detect_batch,
+    detect_pages,
     detector_views,
     load_detector,
     prepare_views,
@@ -109,6 +110,16 @@ def test_a_mirrored_view_maps_its_box_back_to_the_page() -> None:
     assert len(mirrored) == len(plain) == 1
     assert (mirrored[0].x0, mirrored[0].y0, mirrored[0].x1, mirrored[0].y1) == \
         pytest.approx((plain[0].x0, plain[0].y0, plain[0].x1, plain[0].y1))
+
+
+def test_detect_pages_chunks_whole_pages_like_one_batch() -> None:
+    card = {**CARD, "views": [[64, False], [64, True]]}
+    pages = [_one_mark_page(), np.full((90, 70), 255, np.uint8), _one_mark_page()[:, ::-1].copy()]
+    whole = detect_batch(InkCentres().eval(), stack_views([prepare_views(p, card) for p in pages]), card)
+    assert detect_pages(InkCentres().eval(), pages, card, batch_size=2) == whole
+    assert len(whole) == 3 and whole[1] == [] and whole[0] and whole[2]
+    with pytest.raises(ValueError, match="batch size"):
+        detect_pages(InkCentres(), pages, card, batch_size=0)
 
 
 def test_box_scale_shrinks_about_the_centre() -> None:
