@@ -6,7 +6,8 @@
 Each run's best checkpoint is loaded and whitened on its own training split exactly as
 ``models.train_signet --export`` does; the members' embeddings are concatenated
 (``models.signet.EmbedderEnsemble``), so the ensemble's squared distance is the sum of theirs. The
-runs must share one writer split (manifest, seed, validation fraction, excluded datasets), so that the
+runs must share one writer split (manifest, split seed, validation fraction, excluded datasets; members
+of one recipe differ by ``--seed`` with the same ``--split-seed``), so that the
 calibration on the validation writers never sees a member's training writer.
 """
 from __future__ import annotations
@@ -38,11 +39,12 @@ from models.export import (
 )
 from models.signet import EMBEDDERS, EmbedderEnsemble, build_embedder
 from models.train_signet import TrainConfig, load_config
+from models.verification import REFERENCE_SCORES
 
 log = logging.getLogger(__name__)
 
 STORAGE = {"float32": None, "float16": torch.float16}
-SPLIT_KEYS = ("manifest", "seed", "val_fraction", "exclude_datasets", "references_per_writer")
+SPLIT_KEYS = ("manifest", "writer_split_seed", "val_fraction", "exclude_datasets", "references_per_writer")
 
 
 def ensemble_arch(member_arch: str, n: int) -> str:
@@ -54,7 +56,8 @@ def ensemble_arch(member_arch: str, n: int) -> str:
 
 
 def check_same_split(configs: Sequence[TrainConfig]) -> None:
-    """Members must share the writer split: same manifest, seed, fraction, excluded datasets, K."""
+    """Members must share the writer split: same manifest, split seed, fraction, excluded datasets, K
+    (the training seed may differ: ``--split-seed``)."""
     for key in SPLIT_KEYS:
         values = {json.dumps(getattr(c, key)) for c in configs}
         if len(values) > 1:
@@ -78,7 +81,7 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
     records, the manifest rows and the first run's split (the validation writers all members share)."""
     configs = [load_config(r) for r in runs]
     check_same_split(configs)
-    first = configs[0]  # same manifest, excluded datasets, seed and fraction for every member
+    first = configs[0]  # same manifest, excluded datasets, split seed and fraction for every member
     samples = [s for s in read_manifest(first.manifest) if s.dataset not in set(first.exclude_datasets)]
     splits: dict[tuple[str, ...], Split] = {}
     training_images: dict[tuple[str, ...], tuple[list, Any]] = {}  # members differ at most by train_exclude_datasets
@@ -86,7 +89,7 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
     for run, cfg in zip(runs, configs, strict=True):
         key = tuple(sorted(cfg.train_exclude_datasets))
         if key not in splits:
-            splits[key] = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+            splits[key] = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
         model = build_embedder(cfg.arch)
         model.load_state_dict(load_file(str(run / "best.safetensors")))
         model.eval()
@@ -109,8 +112,9 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
 
 
 def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command: str,
-                    attach: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Assemble ``runs``, round to the storage type, calibrate on the shared validation writers, write weights + card."""
+                    attach: dict[str, Any] | None = None, rule: str = "centroid") -> dict[str, Any]:
+    """Assemble ``runs``, round to the storage type, calibrate on the shared validation writers with the
+    ``writer_distances`` rule ``rule``, write weights + card."""
     if storage not in STORAGE:
         raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
     torch.set_num_threads(1)
@@ -118,11 +122,9 @@ def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command
     arch = ensemble_arch(configs[0].arch, len(runs))
     round_through(model, STORAGE[storage])  # calibrate exactly the weights that will be loaded
     cfg = configs[0]
-    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer)
+    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer, rule)
     return write_weights_and_card(model, arch, export_to, {
         "storage_dtype": storage,
-        "score": "Euclidean distance to the mean of the signer's reference embeddings "
-                 "(models.verification.writer_distances) on the members' concatenated whitened embeddings",
         "ensemble": "models.signet.EmbedderEnsemble: each member's best checkpoint, whitened on its training "
                     "split (models.whitening), embeddings concatenated; assembled by models.ensemble",
         "members": records,
@@ -133,7 +135,7 @@ def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command
         "training": {"hardware": hardware(), "train_seconds": round(sum(r["train_seconds"] for r in records), 1)},
         "evaluations": attach or {},
         "command": command,
-    }, STORAGE[storage])
+    }, STORAGE[storage], rule)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -144,6 +146,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="dtype of the stored tensors (float16 halves the file; calibration uses the rounded weights)")
     p.add_argument("--attach", action="append", default=[], metavar="NAME=JSON",
                    help="add an evaluation JSON (models.evaluate --json) to the card under evaluations.NAME")
+    p.add_argument("--score", choices=REFERENCE_SCORES, default="centroid",
+                   help="writer-level score the ensemble is calibrated with and the pipeline uses: distance to "
+                        "the references' mean (centroid) or to the nearest reference (nearest)")
     return p.parse_args(argv)
 
 
@@ -152,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     command = "python -m models.ensemble " + " ".join(sys.argv[1:] if argv is None else argv)
     attach = read_attachments(a.attach)
-    card = export_ensemble(a.run, a.out, a.storage, command, attach)
+    card = export_ensemble(a.run, a.out, a.storage, command, attach, a.score)
     print(json.dumps({"weights": str(a.out), "model_version": card["model_version"],
                       "validation": card["validation"]}, indent=2))
     return 0

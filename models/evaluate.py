@@ -8,7 +8,8 @@ references and every other image of that writer is a query. "Writer" here is the
 (``models.data.Sample.signer``): the person, or (person, name) where a dataset has every person write
 several names (cross_media_chinese), so that references and queries show the same signature. A writer with K or fewer genuine images
 keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
-is ``writer_distances`` (Euclidean distance to the mean of the references), as in the pipeline.
+is ``writer_distances`` with the model card's ``reference_score`` rule (distance to the mean of the
+references, or to the nearest one), as in the pipeline.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 from models import evaluate_cleaning, evaluate_detection, metrics
 from models.data import Sample, load_gray, read_manifest
 from models.evaluate_cleaning import query_images
-from models.verification import Calibration, writer_distances
+from models.verification import Calibration, reference_score, writer_distances
 from transforms.noise import NOISE_KINDS
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ class ProtocolScores:
 
 
 def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
-                    query_embeddings: np.ndarray | None = None) -> ProtocolScores:
+                    query_embeddings: np.ndarray | None = None, rule: str = "centroid") -> ProtocolScores:
     """Apply the protocol to ``samples`` and their ``(N, D)`` embeddings (same order); queries use
-    ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given."""
+    ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given; ``rule``: the
+    ``writer_distances`` score (the model card's ``reference_score``)."""
     if k < 1:
         raise ValueError(f"references per writer must be >= 1, got {k}")
     if len(samples) != len(embeddings):
@@ -75,7 +77,7 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
                 query_writer.append(w)
     if fewer:
         log.warning("%d writer(s) have <= %d genuine images: they keep all but one as references", fewer, k)
-    ids, d = writer_distances((embeddings if query_embeddings is None else query_embeddings)[query_idx], refs)
+    ids, d = writer_distances((embeddings if query_embeddings is None else query_embeddings)[query_idx], refs, rule)
     col = {w: j for j, w in enumerate(ids)}
     own = np.array([col[w] for w in query_writer], dtype=np.int64)
     is_forged = np.array([samples[i].label == "forged" for i in query_idx], dtype=bool)
@@ -179,6 +181,7 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--noise-kind {args.noise_kinds} needs --noisy-queries SEED")
     device = resolve_device(args.device)
     model, card = load_embedder(args.weights, device)
+    rule = reference_score(card)
     rows = select_samples(read_manifest(args.manifest), card, args.split, args.dataset, args.max_writers)
     log.info("embedding %d images of %d writers", len(rows), len({s.writer for s in rows}))
     images = [load_gray(s.path) for s in rows]
@@ -189,10 +192,10 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
         if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are
             q_emb = embed_images(model, query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds),
                                  args.batch_size, device)
-        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb))
+        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule))
     scores = pool_scores(per_seed)
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
-           "datasets": args.dataset, "references_per_writer": args.references_per_writer,
+           "datasets": args.dataset, "references_per_writer": args.references_per_writer, "reference_score": rule,
            "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
     out.update(summarize(scores, Calibration.from_card(card)))
     if len(per_seed) > 1:

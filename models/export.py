@@ -20,7 +20,7 @@ from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
 from models.signet import build_embedder, count_parameters
-from models.verification import Calibration
+from models.verification import Calibration, score_description
 from models.weights import save_embedder
 from models.whitening import fold_into_linear, whitening_matrix, within_signer_covariance
 from transforms.preprocess import INPUT_SIZE
@@ -85,15 +85,17 @@ def read_attachments(items: list[str]) -> dict[str, Any]:
     return attach
 
 
-def calibrate(model: torch.nn.Module, val: list, k: int) -> tuple[Calibration, dict[str, Any], bool]:
-    """Thresholds and similarity map of ``model`` on the validation rows ``val`` (K references each).
+def calibrate(model: torch.nn.Module, val: list, k: int,
+              rule: str = "centroid") -> tuple[Calibration, dict[str, Any], bool]:
+    """Thresholds and similarity map of ``model`` on the validation rows ``val`` (K references each),
+    scored with the ``writer_distances`` rule ``rule``.
 
     match: FAR on skilled forgeries (random ones where validation has none); mismatch: FRR over the
     genuine queries of every validation writer (all datasets and media). Returns the calibration, the
     protocol figures under it, and whether skilled forgeries were available.
     """
     emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(val)], 64)
-    scores = protocol_scores(val, emb, k)
+    scores = protocol_scores(val, emb, k, rule=rule)
     negatives = scores.skilled if scores.skilled.size else scores.random
     positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
     center, slope = fit_logistic(positives, negatives)
@@ -125,21 +127,27 @@ def data_card(cfg: TrainConfig, samples: list, split: Split) -> dict[str, Any]:
                        "a signer's skilled negatives in training",
             "split_rule": "models.data.split_writers: per dataset (sorted), writers sorted and permuted by "
                           "numpy default_rng(seed); the first round(val_fraction * n) go to validation",
-            "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+            "seed": cfg.writer_split_seed, "val_fraction": cfg.val_fraction,
             "n_train_writers": len(split.train_writers), "n_val_writers": len(split.val_writers),
             "n_val_images": len(split.val), "val_writers": split.val_writers, "train_writers": split.train_writers}
 
 
 def write_weights_and_card(model: torch.nn.Module, arch: str, export_to: Path, fields: dict[str, Any],
-                           storage_dtype: torch.dtype | None = None) -> dict[str, Any]:
+                           storage_dtype: torch.dtype | None = None, rule: str = "centroid") -> dict[str, Any]:
     """Save the weights, name the version after their digest, then write the card (``fields`` after the
-    common keys); fails if the weights changed between the two saves. Returns the card."""
+    common keys); fails if the weights changed between the two saves. Returns the card.
+
+    ``rule``: the ``writer_distances`` score the calibration in ``fields`` was made with, written as
+    ``reference_score`` and ``score``; a rule other than 'centroid' is also named in the model_version,
+    since the same weights then give other distances and decisions."""
     export_to.parent.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {"arch": arch}
     save_embedder(model, card, export_to, storage_dtype)
     digest = file_sha256(export_to)
     today = dt.datetime.now(dt.timezone.utc)
-    card.update({"model_version": f"{arch}-{today:%Y%m%d}-{digest[:8]}", "weights_sha256": digest,
+    version = f"{arch}-{today:%Y%m%d}-{digest[:8]}" + ("" if rule == "centroid" else f"-{rule}")
+    card.update({"model_version": version, "weights_sha256": digest, "reference_score": rule,
+                 "score": score_description(rule),
                  "embedding_dim": model.embedding_dim, "parameters": count_parameters(model),
                  "input_size": list(INPUT_SIZE),
                  "preprocessing": "transforms.preprocess.preprocess_signature (ink bright, 0..1)"})
@@ -163,18 +171,16 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     """
     torch.set_num_threads(cfg.threads)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+    split = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
     whitening = (fit_whitening(model, *genuine_training_images(split.train), cfg.whiten_shrinkage) if cfg.whiten
                  else {"applied": False})
-    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer)
+    cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer, cfg.reference_score)
     state = json.loads((out / "last.json").read_text())
     best = json.loads((out / "best.json").read_text())
     return write_weights_and_card(model, cfg.arch, export_to, {
-        "score": "Euclidean distance to the mean of the signer's reference embeddings "
-                 "(models.verification.writer_distances)",
         "whitening": whitening,
         "calibration": cal.to_card() | {
             "calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01, "max_frr": 0.01},
@@ -187,4 +193,4 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
         "evaluations": attach or {},
         "command": state.get("command", command),
         "export_command": command,
-    })
+    }, rule=cfg.reference_score)

@@ -43,6 +43,7 @@ from models.evaluate import protocol_scores, summarize
 from models.export import export_model, read_attachments
 from models.losses import batch_contrastive_loss
 from models.signet import EMBEDDERS, build_embedder
+from models.verification import REFERENCE_SCORES
 from models.weights import save_embedder
 
 log = logging.getLogger("train_signet")
@@ -59,6 +60,8 @@ class TrainConfig:
     # left out of training only: the writer split and the validation writers stay those of all datasets
     train_exclude_datasets: list[str] = field(default_factory=list)
     seed: int = 1
+    # seed of the writer split (None: ``seed``): members trained from different seeds on the same split
+    split_seed: int | None = None
     val_fraction: float = 0.2
     steps: int = 6000
     minutes: float = 0.0  # wall-clock cap (0 = none): the run stops early and can be resumed
@@ -83,6 +86,13 @@ class TrainConfig:
     # at export: fold within-signer whitening of the training embeddings into the last layer (models.whitening)
     whiten: bool = True
     whiten_shrinkage: float = 0.1
+    # writer-level score of in-training validation and of the exported card (models.verification.writer_distances)
+    reference_score: str = "centroid"
+
+    @property
+    def writer_split_seed(self) -> int:
+        """The seed of the writer split: ``split_seed``, or ``seed`` when that is None."""
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 class AuxHeads(nn.Module):
@@ -123,6 +133,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--train-exclude-dataset", action="append", default=[], dest="train_exclude_datasets",
                    help="leave a dataset out of training only (its validation writers stay)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the writer split (default: --seed); set it to train another member on the same split")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--minutes", type=float, default=None,
@@ -143,6 +155,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--whiten-shrinkage", type=float, default=None,
                    help="at export, shrinkage of the within-signer whitening (default 0.1; also on --export)")
     p.add_argument("--no-whiten", action="store_true", help="export without within-signer whitening")
+    p.add_argument("--score", choices=REFERENCE_SCORES, default=None, dest="reference_score",
+                   help="writer-level score for validation and the exported calibration: distance to the references' "
+                        "mean (centroid, the default) or to the nearest reference (nearest); may be changed at --export")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -159,7 +174,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.manifest is None:
         raise ValueError("--manifest is required for a new run")
     return TrainConfig(manifest=a.manifest, out=a.out, arch=a.arch, exclude_datasets=a.exclude_datasets,
-                       train_exclude_datasets=a.train_exclude_datasets, seed=a.seed,
+                       train_exclude_datasets=a.train_exclude_datasets, seed=a.seed, split_seed=a.split_seed,
                        val_fraction=a.val_fraction, steps=a.steps, minutes=a.minutes or 0.0,
                        batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
                                        a.forgery_writer_share),
@@ -167,7 +182,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
                        init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
-                       whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage)
+                       whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
+                       reference_score=a.reference_score or "centroid")
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -176,12 +192,13 @@ def load_config(out: Path) -> TrainConfig:
     return TrainConfig(**raw)
 
 
-def validate(model: nn.Module, val_cache: np.ndarray, val_samples: list, k: int) -> dict[str, Any]:
+def validate(model: nn.Module, val_cache: np.ndarray, val_samples: list, k: int,
+             rule: str = "centroid") -> dict[str, Any]:
     """Protocol figures of ``model`` on the validation writers (eval mode, no augmentation)."""
     model.eval()
     emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in val_cache], 64)
     model.train()
-    return summarize(protocol_scores(val_samples, emb, k), None)
+    return summarize(protocol_scores(val_samples, emb, k, rule=rule), None)
 
 
 def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
@@ -191,7 +208,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    split = split_samples(samples, cfg.val_fraction, cfg.seed, cfg.train_exclude_datasets)
+    split = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
     train_w, val_w, tr, va = split.train_writers, split.val_writers, split.train, split.val
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()
@@ -276,7 +293,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
 def validate_and_save(cfg: TrainConfig, out: Path, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,
                       state: dict[str, Any], step: int, va_cache: np.ndarray, va: list) -> None:
     """Validate at ``step``, keep ``best`` (lowest skilled EER, else random EER) and ``last``."""
-    fig = validate(model, va_cache, va, cfg.references_per_writer)
+    fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score)
     score = fig["eer"] if fig["eer"] is not None else fig["eer_random"]
     fig["step"], fig["train_seconds"] = step, round(state["train_seconds"], 1)
     state["history"].append(fig)
@@ -313,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.whiten = cfg.whiten and not a.no_whiten
         if a.whiten_shrinkage is not None:
             cfg.whiten_shrinkage = a.whiten_shrinkage
+        if a.reference_score is not None:
+            cfg.reference_score = a.reference_score
     export_to = Path(a.export_to) if a.export_to else out / "export" / f"{cfg.arch}.safetensors"
     attach = read_attachments(a.attach)
     card = export_model(cfg, out, export_to, command, attach)

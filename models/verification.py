@@ -20,16 +20,46 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
-def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    """Euclidean distance of each query to the mean of each signer's reference embeddings.
+REFERENCE_SCORES = ("centroid", "nearest")
+
+
+def reference_score(card: Mapping[str, Any]) -> str:
+    """The writer-level score rule a model card was calibrated with (``reference_score``; cards without
+    the key: ``'centroid'``)."""
+    rule = card.get("reference_score", "centroid")
+    if rule not in REFERENCE_SCORES:
+        raise ValueError(f"model card reference_score must be one of {REFERENCE_SCORES}, got {rule!r}")
+    return rule
+
+
+def score_description(rule: str) -> str:
+    """The model card's words for ``writer_distances(..., rule)``."""
+    if rule not in REFERENCE_SCORES:
+        raise ValueError(f"reference score must be one of {REFERENCE_SCORES}, got {rule!r}")
+    return {"centroid": "Euclidean distance to the mean of the signer's reference embeddings",
+            "nearest": "Euclidean distance to the signer's nearest reference embedding"}[rule] + \
+        " (models.verification.writer_distances)"
+
+
+def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray],
+                     rule: str = "centroid") -> tuple[list[str], np.ndarray]:
+    """Distance of each query to each signer's reference embeddings: the writer-level score used by
+    evaluation and the pipeline.
 
     ``queries``: ``(N, D)`` float; ``references``: signer id -> ``(K, D)`` (K >= 1, K may differ per
     signer). Returns ``(signer_ids, distances)`` with signer ids in the mapping's order and
-    ``distances`` ``(N, S) float32``: the writer-level score used by evaluation and the pipeline.
-    The mean of the references averages out their own variation, which matters with whitened
-    embeddings (``models.whitening``): on validation writers it scored a lower skilled EER than the
-    mean of the K distances (18.7 vs 20.0 %, the model card's ``whitening_ablation``).
+    ``distances`` ``(N, S) float32``.
+
+    ``rule`` (the model card's ``reference_score``, ``reference_score(card)``):
+    - ``'centroid'``: Euclidean distance to the mean of the references. The mean averages out their own
+      variation, which matters with whitened embeddings (``models.whitening``): on validation writers it
+      scored a lower skilled EER than the mean of the K distances (18.7 vs 20.0 %, the SigNet card's
+      ``whitening_ablation``).
+    - ``'nearest'``: distance to the nearest reference: a signer who signs in more than one way is not
+      blurred into one mean (the SigNet card's ``reference_score_ablation``).
     """
+    if rule not in REFERENCE_SCORES:
+        raise ValueError(f"reference score must be one of {REFERENCE_SCORES}, got {rule!r}")
     q = np.asarray(queries)
     if q.ndim != 2:
         raise ValueError(f"queries must be (N, D), got shape {q.shape}")
@@ -40,8 +70,14 @@ def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray]) 
     for s, r in zip(ids, refs, strict=True):
         if r.ndim != 2 or r.shape[0] == 0 or r.shape[1] != q.shape[1]:
             raise ValueError(f"references of {s!r} must be (K>=1, {q.shape[1]}), got shape {r.shape}")
-    centroids = np.stack([r.astype(np.float64).mean(0) for r in refs])
-    return ids, pairwise_distances(q, centroids).astype(np.float32)
+    if rule == "centroid":
+        centroids = np.stack([r.astype(np.float64).mean(0) for r in refs])
+        return ids, pairwise_distances(q, centroids).astype(np.float32)
+    if q.shape[0] == 0:
+        return ids, np.zeros((0, len(ids)), np.float32)
+    starts = np.cumsum([0] + [r.shape[0] for r in refs[:-1]])
+    d = pairwise_distances(q, np.concatenate(refs))
+    return ids, np.minimum.reduceat(d, starts, axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)

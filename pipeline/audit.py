@@ -12,7 +12,7 @@ import apache_beam as beam
 
 from models.clean import default_cleaner_path
 from models.detect import DEFAULT_DETECTOR_PATH, view_sizes
-from models.verification import Calibration
+from models.verification import Calibration, reference_score
 from models.weights import default_weights_path, load_card
 from pipeline.clean import CleanSignatures
 from pipeline.detect import CLASSICAL, FindSignatures
@@ -131,7 +131,7 @@ def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tu
         error_parts.append(enrolled["errors"])
         keyed_matches = regions | "Verify" >> Verify(embedder, enrolled["references"], run,
                                                      Calibration.from_card(card), card["model_version"],
-                                                     expected)
+                                                     expected, reference_score(card))
     else:
         keyed_matches = p | "NoReferences" >> beam.Create([])
     errors = error_parts | "AllErrors" >> beam.Flatten()

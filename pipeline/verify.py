@@ -1,8 +1,9 @@
 """EnrollReferences and Verify: SigNet embeddings of reference signatures and of found regions, compared.
 
 References are embedded once per run and reach Verify as a side input ``{signer_id: (K, D) float32}``;
-every region is compared with every enrolled signer (Euclidean distance to the mean of that signer's
-reference embeddings, the same writer-level score that ``models.evaluate`` measures), and the model card's
+every region is compared with every enrolled signer (``models.verification.writer_distances`` with the
+model card's ``reference_score``: distance to the mean of that signer's reference embeddings, or to the
+nearest one; the same writer-level score that ``models.evaluate`` measures), and the model card's
 calibration turns the distance into a similarity and a decision.
 """
 from __future__ import annotations
@@ -124,9 +125,10 @@ class _ScoreRegion(beam.DoFn):
     """One region's embedding -> ``(source_path, match row)`` for every enrolled signer."""
 
     def __init__(self, run: RunInfo, calibration: Calibration, model_version: str,
-                 expected: Mapping[str, tuple[str, ...]]) -> None:
+                 expected: Mapping[str, tuple[str, ...]], rule: str = "centroid") -> None:
         self._run = run
         self._calibration = calibration
+        self._rule = rule
         self._model_version = model_version
         self._expected = dict(expected)
         self._decisions = {d: Metrics.counter("sigaudit", f"decisions_{d}") for d in ("match", "review", "mismatch")}
@@ -137,7 +139,7 @@ class _ScoreRegion(beam.DoFn):
         if not references:
             return
         signer_ids, distances = writer_distances(np.asarray(result.inference, dtype=np.float32)[None, :],
-                                                 dict(references))
+                                                 dict(references), self._rule)
         distances = distances[0]
         similarities = self._calibration.similarity(distances)
         ranks = np.empty(len(signer_ids), dtype=np.int64)
@@ -153,14 +155,17 @@ class _ScoreRegion(beam.DoFn):
 
 
 class Verify(beam.PTransform):
-    """``Region`` -> ``(source_path, match row)`` per region and enrolled signer."""
+    """``Region`` -> ``(source_path, match row)`` per region and enrolled signer.
+
+    ``rule``: the ``writer_distances`` score the calibration was made with (the card's ``reference_score``)."""
 
     def __init__(self, handler: EmbedderHandler, references: beam.PCollection, run: RunInfo,
-                 calibration: Calibration, model_version: str, expected: Mapping[str, tuple[str, ...]]) -> None:
+                 calibration: Calibration, model_version: str, expected: Mapping[str, tuple[str, ...]],
+                 rule: str = "centroid") -> None:
         super().__init__()
         self._handler = handler
         self._references = references
-        self._score = _ScoreRegion(run, calibration, model_version, expected)
+        self._score = _ScoreRegion(run, calibration, model_version, expected, rule)
 
     def expand(self, regions: beam.PCollection) -> beam.PCollection:
         return (

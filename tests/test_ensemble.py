@@ -41,6 +41,10 @@ def test_members_must_share_the_writer_split():
     with pytest.raises(ValueError, match="seed"):
         check_same_split([a, b])
     check_same_split([a, TrainConfig(manifest="m", out="c", seed=1, writer_classes="person")])
+    # another training seed on the same split (--split-seed) is a valid member
+    check_same_split([a, TrainConfig(manifest="m", out="d", seed=2, split_seed=1)])
+    with pytest.raises(ValueError, match="split_seed"):
+        check_same_split([b, TrainConfig(manifest="m", out="e", seed=2, split_seed=1)])
 
 
 def test_assemble_two_runs_and_export(tmp_path, capsys):
@@ -66,3 +70,12 @@ def test_assemble_two_runs_and_export(tmp_path, capsys):
     # the stored tensors are float16: about half the float32 file
     single = tmp_path / "a" / "export" / "signet_s4.safetensors"
     assert weights.stat().st_size < 1.1 * single.stat().st_size
+    assert card["reference_score"] == "centroid" and "mean" in card["score"]
+    # --score nearest: the same weights calibrated on nearest-reference distances, named as such
+    nearest = tmp_path / "ens" / "nearest.safetensors"
+    main([*runs, "--out", str(nearest), "--score", "nearest"])
+    capsys.readouterr()
+    _, card_n = load_embedder(nearest)
+    assert card_n["reference_score"] == "nearest" and "nearest" in card_n["score"]
+    assert card_n["weights_sha256"] == card["weights_sha256"]
+    assert card_n["model_version"] == card["model_version"] + "-nearest"

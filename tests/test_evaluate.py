@@ -11,7 +11,7 @@ import torch
 from models.data import Sample
 from models.evaluate import build_parser, main, pool_scores, protocol_scores, summarize
 from models.signet import build_embedder
-from models.verification import Calibration
+from models.verification import Calibration, reference_score
 from models.weights import default_weights_path, load_embedder, save_embedder
 from transforms.demo_corpus import write_signature_manifest
 
@@ -85,7 +85,7 @@ def test_cli_writes_json(tmp_path, capsys):
     assert main(["verification", "--manifest", str(manifest), "--weights", str(weights), "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result == json.loads(capsys.readouterr().out)
-    assert result["model_version"] == "signet_s4-test-00000000"
+    assert result["model_version"] == "signet_s4-test-00000000" and result["reference_score"] == "centroid"
     assert result["n_writers"] == 3 and result["n_genuine"] == 3 * 2 and result["n_forged"] == 3 * 2
     for key in ("eer", "eer_random", "auc", "far", "frr"):
         assert 0.0 <= result[key] <= 1.0
@@ -154,5 +154,5 @@ def test_shipped_weights_on_real_validation_writers(shared_data):
     keep = sorted({s.writer for s in rows})[:3]
     rows = [s for s in rows if s.writer in keep]
     emb = embed_images(model, [load_gray(s.path) for s in rows])
-    result = summarize(protocol_scores(rows, emb, 5), Calibration.from_card(card))
+    result = summarize(protocol_scores(rows, emb, 5, rule=reference_score(card)), Calibration.from_card(card))
     assert result["n_forged"] > 0 and result["eer"] < 0.4

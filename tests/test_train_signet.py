@@ -77,3 +77,17 @@ def test_train_with_person_classes(tmp_path, capsys):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["writer_classes"] == "person"
     assert json.loads((tmp_path / "run" / "last.json").read_text())["step"] == 2
+
+
+def test_split_seed_keeps_the_writer_split_of_another_training_seed(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=8, n_genuine=4, height=40)
+    splits = {}
+    for name, extra in (("a", ["--seed", "1"]), ("b", ["--seed", "3", "--split-seed", "1"]), ("c", ["--seed", "3"])):
+        out = tmp_path / name
+        main(["--manifest", str(manifest), "--out", str(out), "--threads", "1", "--steps", "1", "--eval-every", "1",
+              "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction",
+              "0.5", "--no-whiten", "--export-to", str(tmp_path / f"{name}.safetensors"), *extra])
+        capsys.readouterr()
+        splits[name] = load_embedder(tmp_path / f"{name}.safetensors")[1]["data"]["val_writers"]
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["split_seed"] == 1
+    assert splits["a"] == splits["b"] and splits["a"] != splits["c"]

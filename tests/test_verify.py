@@ -74,3 +74,7 @@ def test_score_region_ranks_decides_and_flags_expected():
     assert rows["alice"]["similarity"] > rows["bob"]["similarity"] > rows["carol"]["similarity"]
     assert all(r["model_version"] == "m1" and r["page"] == 2 for r in rows.values())
     assert list(score.process(element, {})) == []
+    # the card's reference_score 'nearest': alice's nearest reference is at distance 0
+    nearest = _ScoreRegion(RUN, calibration, "m1", {}, rule="nearest")
+    rows = {row["signer_id"]: row for _, row in nearest.process(element, references)}
+    assert rows["alice"]["distance"] == 0.0 and rows["bob"]["distance"] == np.float32(1.0)
