@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from models.data import Split, read_manifest, split_samples
+from models.data import Split, read_manifest
 from models.export import (
     VALIDATION_PROTOCOL,
     calibrate,
@@ -89,7 +89,7 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
     for run, cfg in zip(runs, configs, strict=True):
         key = tuple(sorted(cfg.train_exclude_datasets))
         if key not in splits:
-            splits[key] = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
+            splits[key] = cfg.writer_split(samples)
         model = build_embedder(cfg.arch)
         model.load_state_dict(load_file(str(run / "best.safetensors")))
         model.eval()

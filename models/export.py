@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from models.data import Split, load_preprocessed, read_manifest, split_samples
+from models.data import Split, load_preprocessed, read_manifest
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
@@ -171,7 +171,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     """
     torch.set_num_threads(cfg.threads)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    split = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
+    split = cfg.writer_split(samples)
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()

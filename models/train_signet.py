@@ -32,6 +32,7 @@ from torch import nn
 from models.data import (
     BatchSpec,
     Sample,
+    Split,
     WriterBatchSampler,
     load_preprocessed,
     make_batch,
@@ -93,6 +94,10 @@ class TrainConfig:
     def writer_split_seed(self) -> int:
         """The seed of the writer split: ``split_seed``, or ``seed`` when that is None."""
         return self.seed if self.split_seed is None else self.split_seed
+
+    def writer_split(self, samples: Sequence[Sample]) -> Split:
+        """This run's writer-disjoint split of ``samples`` (``models.data.split_samples``)."""
+        return split_samples(samples, self.val_fraction, self.writer_split_seed, self.train_exclude_datasets)
 
 
 class AuxHeads(nn.Module):
@@ -208,7 +213,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     samples = [s for s in read_manifest(cfg.manifest) if s.dataset not in set(cfg.exclude_datasets)]
-    split = split_samples(samples, cfg.val_fraction, cfg.writer_split_seed, cfg.train_exclude_datasets)
+    split = cfg.writer_split(samples)
     train_w, val_w, tr, va = split.train_writers, split.val_writers, split.train, split.val
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()

@@ -20,25 +20,26 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
-REFERENCE_SCORES = ("centroid", "nearest")
+_SCORE_WORDS = {"centroid": "Euclidean distance to the mean of the signer's reference embeddings",
+                "nearest": "Euclidean distance to the signer's nearest reference embedding"}
+REFERENCE_SCORES = tuple(_SCORE_WORDS)
+
+
+def _check_rule(rule: str, what: str = "reference score") -> str:
+    if rule not in REFERENCE_SCORES:
+        raise ValueError(f"{what} must be one of {REFERENCE_SCORES}, got {rule!r}")
+    return rule
 
 
 def reference_score(card: Mapping[str, Any]) -> str:
     """The writer-level score rule a model card was calibrated with (``reference_score``; cards without
     the key: ``'centroid'``)."""
-    rule = card.get("reference_score", "centroid")
-    if rule not in REFERENCE_SCORES:
-        raise ValueError(f"model card reference_score must be one of {REFERENCE_SCORES}, got {rule!r}")
-    return rule
+    return _check_rule(card.get("reference_score", "centroid"), "model card reference_score")
 
 
 def score_description(rule: str) -> str:
     """The model card's words for ``writer_distances(..., rule)``."""
-    if rule not in REFERENCE_SCORES:
-        raise ValueError(f"reference score must be one of {REFERENCE_SCORES}, got {rule!r}")
-    return {"centroid": "Euclidean distance to the mean of the signer's reference embeddings",
-            "nearest": "Euclidean distance to the signer's nearest reference embedding"}[rule] + \
-        " (models.verification.writer_distances)"
+    return _SCORE_WORDS[_check_rule(rule)] + " (models.verification.writer_distances)"
 
 
 def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray],
@@ -58,8 +59,7 @@ def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray],
     - ``'nearest'``: distance to the nearest reference: a signer who signs in more than one way is not
       blurred into one mean (the SigNet card's ``reference_score_ablation``).
     """
-    if rule not in REFERENCE_SCORES:
-        raise ValueError(f"reference score must be one of {REFERENCE_SCORES}, got {rule!r}")
+    _check_rule(rule)
     q = np.asarray(queries)
     if q.ndim != 2:
         raise ValueError(f"queries must be (N, D), got shape {q.shape}")
@@ -73,8 +73,6 @@ def writer_distances(queries: np.ndarray, references: Mapping[str, np.ndarray],
     if rule == "centroid":
         centroids = np.stack([r.astype(np.float64).mean(0) for r in refs])
         return ids, pairwise_distances(q, centroids).astype(np.float32)
-    if q.shape[0] == 0:
-        return ids, np.zeros((0, len(ids)), np.float32)
     starts = np.cumsum([0] + [r.shape[0] for r in refs[:-1]])
     d = pairwise_distances(q, np.concatenate(refs))
     return ids, np.minimum.reduceat(d, starts, axis=1).astype(np.float32)
