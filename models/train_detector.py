@@ -73,6 +73,7 @@ class TrainConfig:
     init_from: str = ""  # detector safetensors to start from (a fine-tune); "" = random initialisation
     upright: bool = False  # put the real training pages upright first (models.detector_data.upright_pages)
     quarter_turns: float = 0.5  # probability of a random quarter turn in augmentation
+    ema: float = 0.0  # exponential moving average of the weights (and BN statistics) scored and exported; 0 = off
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -127,6 +128,28 @@ def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     perm = np.random.default_rng([seed, 7]).permutation(n)
     k = int(round(fraction * n))
     return sorted(perm[k:].tolist()), sorted(perm[:k].tolist())
+
+
+class WeightEMA:
+    """Exponential moving average of a model's parameters and buffers (the ModelEMA of YOLO-family
+    training): ``update(model)`` after each optimizer step; the decay ramps up as
+    ``min(decay, (1 + n) / (10 + n))`` so early averages do not lean on the initial weights."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.is_floating_point():
+                    self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    self.state[k].copy_(v)
 
 
 def _predict(model: torch.nn.Module, pages: Sequence[Page], cfg: TrainConfig) -> list[list]:
@@ -200,6 +223,8 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         model.load_state_dict(load_file(cfg.init_from), strict=True)
         log.info("initialised from %s", cfg.init_from)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
+    scored = build_detector(cfg.arch) if ema is not None else model  # the network scored on the holdout and exported
     step, elapsed, best_ap = 0, 0.0, -1.0
     last = cfg.out / "last.pt"
     if resume and last.is_file():
@@ -207,6 +232,10 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, elapsed, best_ap = int(ck["step"]), float(ck["elapsed"]), float(ck["best_ap"])
+        if ema is not None:
+            if "ema" not in ck:
+                raise ValueError(f"--ema {cfg.ema} but {last} was saved without an EMA")
+            ema.state, ema.updates = ck["ema"], int(ck["ema_updates"])
         log.info("resumed at step %d (%.1f min)", step, elapsed / 60)
     evaluated = step  # a resumed run does not re-score the step it resumed at
     model.train()
@@ -219,7 +248,9 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         done = progress >= 1.0
         if step != evaluated and (step % cfg.eval_every == 0 or done):
             evaluated = step
-            preds = _predict(model, holdout, cfg)
+            if ema is not None:
+                scored.load_state_dict(ema.state)
+            preds = _predict(scored, holdout, cfg)
             s = detection_scores(preds, holdout_truth, 0.5, 0.3)
             thr, f1 = best_threshold(preds, holdout_truth)
             row = {"step": step, "minutes": round(elapsed / 60, 2), "holdout_ap50": round(s.ap, 4),
@@ -229,6 +260,8 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             log.info("eval %s", row)
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
                      "best_ap": float(max(best_ap, s.ap)), "arch": cfg.arch}
+            if ema is not None:  # "scored" = the weights scored here, the ones export takes
+                state.update(ema=ema.state, ema_updates=ema.updates, scored=ema.state)
             if s.ap > best_ap:
                 best_ap = s.ap
                 torch.save(state, cfg.out / "best.pt")
@@ -246,6 +279,8 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(model)
         step += 1
         if step % 25 == 0:
             log.info("step %d lr %.2e loss %.4f (heat %.4f, giou %.4f) %.2f s/step", step, lr, loss.item(),
@@ -261,7 +296,7 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
     conf = json.loads((cfg.out / "config.json").read_text())
     info = json.loads((cfg.out / "data.json").read_text())
     model = build_detector(conf["arch"])
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(ck.get("scored", ck["model"]))
     model.eval()
     cfg = dataclasses.replace(cfg, arch=conf["arch"], input_size=int(conf["input_size"]), seed=int(conf["seed"]),
                               synthetic=int(conf["synthetic"]), holdout_fraction=float(conf["holdout_fraction"]),
@@ -321,6 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                    help="put the real training pages upright first (undo the export's turns and tilts)")
     p.add_argument("--quarter-turns", type=float, default=TrainConfig.quarter_turns,
                    help="probability of a random quarter turn in augmentation")
+    p.add_argument("--ema", type=float, default=TrainConfig.ema,
+                   help="score and export an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt instead of training")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
@@ -333,12 +370,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
         raise ValueError(f"--synthetic-fraction must be in [0, 1], got {a.synthetic_fraction}")
     if not 0.0 <= a.quarter_turns <= 1.0:
         raise ValueError(f"--quarter-turns must be a probability in [0, 1], got {a.quarter_turns}")
+    if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
+        raise ValueError(f"--ema must be 0 (off) or in (0, 1), got {a.ema}")
     if a.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {a.minutes}")
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
                       warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
-                      synthetic_fraction=a.synthetic_fraction)
+                      synthetic_fraction=a.synthetic_fraction, ema=a.ema)
     return cfg, a
 
 

@@ -9,6 +9,7 @@ import torch
 
 from models.train_detector import (
     TrainConfig,
+    WeightEMA,
     best_threshold,
     focal_loss,
     giou_loss,
@@ -64,3 +65,29 @@ def test_best_threshold_separates_hits_from_false_alarms() -> None:
 def test_parse_args_rejects_bad_values(flag: str, value: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         parse_args(["--out", "x", flag, value])
+
+
+def test_weight_ema_follows_the_model_slowly() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    ema = WeightEMA(net, decay=0.9)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net[1].num_batches_tracked += 5
+    ema.update(net)  # first update: the ramp min(decay, 1/10) takes 90 % of the model
+    assert torch.allclose(ema.state["0.weight"], start + 0.9, atol=1e-5)
+    ema.updates = 1000  # past the ramp: a tenth of the way (decay 0.9)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    ema.update(net)
+    assert torch.allclose(ema.state["0.weight"], start + 0.9 * 0.9 + 2.0 * 0.1, atol=1e-5)
+    assert int(ema.state["1.num_batches_tracked"]) == 5  # integer buffers are copied
+    with pytest.raises(ValueError, match="decay"):
+        WeightEMA(net, decay=1.0)
+
+
+def test_parse_args_ema() -> None:
+    cfg, _ = parse_args(["--out", "x", "--ema", "0.998"])
+    assert cfg.ema == 0.998
+    with pytest.raises(ValueError, match="--ema"):
+        parse_args(["--out", "x", "--ema", "1.5"])
