@@ -356,6 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                    help="put the real training pages upright first (undo the export's turns and tilts)")
     p.add_argument("--quarter-turns", type=float, default=TrainConfig.quarter_turns,
                    help="probability of a random quarter turn in augmentation")
+    p.add_argument("--giou-weight", type=float, default=TrainConfig.giou_weight,
+                   help="weight of the GIoU box loss against the heatmap focal loss (TTFNet: 5)")
     p.add_argument("--ema", type=float, default=TrainConfig.ema,
                    help="score and export an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
@@ -370,6 +372,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
         raise ValueError(f"--synthetic-fraction must be in [0, 1], got {a.synthetic_fraction}")
     if not 0.0 <= a.quarter_turns <= 1.0:
         raise ValueError(f"--quarter-turns must be a probability in [0, 1], got {a.quarter_turns}")
+    if a.giou_weight < 0:
+        raise ValueError(f"--giou-weight must be >= 0, got {a.giou_weight}")
     if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
         raise ValueError(f"--ema must be 0 (off) or in (0, 1), got {a.ema}")
     if a.minutes <= 0:
@@ -377,7 +381,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
                       warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
-                      synthetic_fraction=a.synthetic_fraction, ema=a.ema)
+                      synthetic_fraction=a.synthetic_fraction, ema=a.ema,
+                      giou_weight=a.giou_weight)
     return cfg, a
 
 

@@ -91,3 +91,10 @@ def test_parse_args_ema() -> None:
     assert cfg.ema == 0.998
     with pytest.raises(ValueError, match="--ema"):
         parse_args(["--out", "x", "--ema", "1.5"])
+
+
+def test_parse_args_giou_weight() -> None:
+    cfg, _ = parse_args(["--out", "x", "--giou-weight", "10"])
+    assert cfg.giou_weight == 10.0
+    with pytest.raises(ValueError, match="--giou-weight"):
+        parse_args(["--out", "x", "--giou-weight", "-1"])
