@@ -36,6 +36,7 @@ class GeneratorSpec:
 GENERATORS: dict[str, GeneratorSpec] = {
     "resnet_9blocks": GeneratorSpec(ngf=64, n_blocks=9),
     "resnet_6blocks": GeneratorSpec(ngf=64, n_blocks=6),
+    "resnet_6blocks_ngf20": GeneratorSpec(ngf=20, n_blocks=6),
     "resnet_6blocks_ngf16": GeneratorSpec(ngf=16, n_blocks=6),
     "resnet_6blocks_ngf12": GeneratorSpec(ngf=12, n_blocks=6),
     "resnet_6blocks_ngf8": GeneratorSpec(ngf=8, n_blocks=6),

@@ -37,6 +37,7 @@ from models.cleaning_data import (
 from models.cyclegan import (
     DEFAULT_GENERATOR,
     GENERATORS,
+    ResnetGenerator,
     build_discriminator,
     build_generator,
     init_weights,
@@ -46,6 +47,7 @@ from models.data import read_manifest, shared_data_dir
 from models.evaluate_cleaning import psnr
 from models.feature_loss import FeatureLoss
 from models.weights import WEIGHTS_DIR, load_embedder
+from models.widen import generator_ngf, widen_generator_state
 from transforms.noise import NOISE_KINDS
 from transforms.preprocess import ink_geometry
 
@@ -86,7 +88,7 @@ class TrainConfig:
     seed: int = 1
     threads: int = 2
     aligned_targets: bool = True  # paired/monitor targets turned like their noisy crop (False: runs before 2026-11-29)
-    init_from: Path | None = None  # start all four networks from this run's last.pt (fine-tuning)
+    init_from: Path | None = None  # start all four networks from this run's last.pt (fine-tuning; narrower G widened)
     extra_pairs: dict[str, int] = field(default_factory=dict)  # "stamp+scan" -> n more pairs with only those kinds
 
     def to_json(self) -> dict:
@@ -163,7 +165,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool, str | 
     p.add_argument("--aligned-targets", action=argparse.BooleanOptionalAction, default=d.aligned_targets,
                    help="clean targets turned by the noise's own scanner rotation (default on)")
     p.add_argument("--init-from", type=Path, default=None, metavar="LAST_PT",
-                   help="start the four networks from another run's last.pt (optimizers and step start fresh)")
+                   help="start the four networks from another run's last.pt (optimizers and step start fresh); "
+                        "a narrower generator there is widened to --generator (models.widen)")
     p.add_argument("--feature-weights", type=Path, default=None, metavar="SAFETENSORS",
                    help="frozen SigNet of --lambda-feature (default: the shipped signet_default)")
     p.add_argument("--crop", type=int, nargs=2, default=list(d.crop), metavar=("H", "W"))
@@ -222,6 +225,15 @@ def build_data(cfg: TrainConfig) -> tuple[CleaningData, list[np.ndarray], list[n
     return data, mon_noisy, mon_clean, info
 
 
+def init_state(state: dict[str, torch.Tensor], net: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """``state`` for ``net``; a narrower generator's state is widened to ``net``'s width first
+    (``models.widen``: the same function, seeded noise on the copies) so a wider generator can
+    start from a trained narrow one."""
+    if isinstance(net, ResnetGenerator) and generator_ngf(state) < net.ngf:
+        return widen_generator_state(state, net.ngf, seed=seed)
+    return state
+
+
 def train(cfg: TrainConfig, resume: bool) -> Path:
     """Run (or resume) training; returns the path of ``best.pt``."""
     torch.set_num_threads(cfg.threads)
@@ -248,7 +260,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     if cfg.init_from is not None:
         ck = torch.load(cfg.init_from, weights_only=True)
         for k, net in nets.items():
-            net.load_state_dict(ck[k])
+            net.load_state_dict(init_state(ck[k], net, cfg.seed))
         log.info("networks initialised from %s (step %s)", cfg.init_from, ck.get("step"))
     if resume and (cfg.out / "last.pt").is_file():
         ck = torch.load(cfg.out / "last.pt", weights_only=True)
