@@ -260,8 +260,8 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             log.info("eval %s", row)
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
                      "best_ap": float(max(best_ap, s.ap)), "arch": cfg.arch}
-            if ema is not None:  # "scored" = the weights scored here, the ones export takes
-                state.update(ema=ema.state, ema_updates=ema.updates, scored=ema.state)
+            if ema is not None:  # the EMA is what was scored here, so export takes it
+                state.update(ema=ema.state, ema_updates=ema.updates)
             if s.ap > best_ap:
                 best_ap = s.ap
                 torch.save(state, cfg.out / "best.pt")
@@ -296,7 +296,7 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
     conf = json.loads((cfg.out / "config.json").read_text())
     info = json.loads((cfg.out / "data.json").read_text())
     model = build_detector(conf["arch"])
-    model.load_state_dict(ck.get("scored", ck["model"]))
+    model.load_state_dict(ck.get("ema", ck["model"]))  # the weights scored on the holdout
     model.eval()
     cfg = dataclasses.replace(cfg, arch=conf["arch"], input_size=int(conf["input_size"]), seed=int(conf["seed"]),
                               synthetic=int(conf["synthetic"]), holdout_fraction=float(conf["holdout_fraction"]),
