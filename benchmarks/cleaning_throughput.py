@@ -2,7 +2,7 @@
 function) for each generator, at a typical crop size, plus CPU time per crop (load-independent).
 
     python benchmarks/cleaning_throughput.py [--threads 2] [--size 150 400] [--crops 64]
-        [--generators resnet_6blocks_ngf12 ...] [--max-side 256]
+        [--generators resnet_6blocks_ngf12 ...] [--max-side N (default: the shipped card's)]
 
 Crops are noisy synthetic signatures (``draw_signature`` + ``add_document_noise``) of one size; the
 weights are random (speed does not depend on them). Wall-clock crops/s depend on what else runs on the
@@ -61,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crops", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-side", type=int, default=256, help="working scale (0 = native size)")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="working scale (default: the shipped cleaner card's max_side; 0 = native size)")
     p.add_argument("--generators", nargs="+", default=[DEFAULT_GENERATOR], choices=sorted(GENERATORS))
     a = p.parse_args(argv)
+    if a.max_side is None:
+        a.max_side = shipped_options()["max_side"]
     torch.set_num_threads(a.threads)
     crops = make_crops(a.crops, (a.size[0], a.size[1]), np.random.default_rng(0))
     print(f"crops {a.size[0]}x{a.size[1]}, max_side {a.max_side or 'native'}, {a.threads} threads, "
