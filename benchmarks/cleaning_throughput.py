@@ -42,11 +42,10 @@ def shipped_options() -> dict:
     return cleaning_options(load_card(path) if card_path(path).is_file() else {})
 
 
-def measure(name: str, crops: list[np.ndarray], max_side: int | None, batch_size: int, repeats: int) -> tuple[float, float]:
-    """``(crops per second wall-clock, CPU ms per crop)`` of ``clean_images`` after one warm-up."""
+def measure(name: str, crops: list[np.ndarray], options: dict, repeats: int) -> tuple[float, float]:
+    """``(crops per second wall-clock, CPU ms per crop)`` of ``clean_images(**options)`` after one warm-up."""
     model = build_generator(name).eval()
-    options = {**shipped_options(), "max_side": max_side, "batch_size": batch_size}
-    clean_images(model, crops[:batch_size], **options)
+    clean_images(model, crops[:options["batch_size"]], **options)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         clean_images(model, crops, **options)
@@ -65,15 +64,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="working scale (default: the shipped cleaner card's max_side; 0 = native size)")
     p.add_argument("--generators", nargs="+", default=[DEFAULT_GENERATOR], choices=sorted(GENERATORS))
     a = p.parse_args(argv)
+    shipped = shipped_options()
     if a.max_side is None:
-        a.max_side = shipped_options()["max_side"]
+        a.max_side = shipped["max_side"]
+    options = {**shipped, "max_side": a.max_side or None, "batch_size": a.batch_size}
     torch.set_num_threads(a.threads)
     crops = make_crops(a.crops, (a.size[0], a.size[1]), np.random.default_rng(0))
     print(f"crops {a.size[0]}x{a.size[1]}, max_side {a.max_side or 'native'}, {a.threads} threads, "
           f"batch {a.batch_size}")
     print(f"{'generator':<24}{'params':>10}{'crops/s':>10}{'cpu ms/crop':>13}{'idle est. crops/s':>19}")
     for name in a.generators:
-        rate, cpu_ms = measure(name, crops, a.max_side or None, a.batch_size, a.repeats)
+        rate, cpu_ms = measure(name, crops, options, a.repeats)
         print(f"{name:<24}{count_parameters(build_generator(name)):>10,}{rate:>10.1f}{cpu_ms:>13.1f}"
               f"{a.threads * 1000.0 / cpu_ms:>19.1f}")
     return 0
