@@ -62,7 +62,9 @@ def _widen(weight: torch.Tensor, bias: torch.Tensor | None, in_map: np.ndarray |
         extra = w.narrow(out_dim, old_out, len(out_map) - old_out)
         if noise > 0 and extra.numel():
             extra.add_(torch.from_numpy(rng.normal(0.0, noise * std, tuple(extra.shape))).to(w.dtype))
-    return w.contiguous(), (bias.clone() if bias is not None else None)
+    elif bias is not None:
+        bias = bias.detach().clone()
+    return w.contiguous(), bias
 
 
 def widen_generator_state(state: Mapping[str, torch.Tensor], new_ngf: int, seed: int = 0,
@@ -80,7 +82,8 @@ def widen_generator_state(state: Mapping[str, torch.Tensor], new_ngf: int, seed:
     u2 = channel_map(ngf, new_ngf, rng)
     plan: list[tuple[str, np.ndarray | None, np.ndarray | None, bool]] = [
         (STEM, None, m0, False), ("model.down1_conv", m0, m1, False), ("model.down2_conv", m1, stream, False)]
-    for i in range(1, _n_blocks(state) + 1):
+    n_blocks = _n_blocks(state)
+    for i in range(1, n_blocks + 1):
         inner = channel_map(4 * ngf, 4 * new_ngf, rng)
         plan += [(f"model.res{i}.block.conv1", stream, inner, False), (f"model.res{i}.block.conv2", inner, stream, False)]
     plan += [("model.up1_conv", stream, u1, True), ("model.up2_conv", u1, u2, True), ("model.head_conv", u2, None, False)]
@@ -93,5 +96,5 @@ def widen_generator_state(state: Mapping[str, torch.Tensor], new_ngf: int, seed:
     left = sorted(set(state) - set(out))
     if left:
         raise ValueError(f"widen_generator_state does not know the layers {left}")
-    log.info("generator widened ngf %d -> %d (%d residual blocks, noise %.3g)", ngf, new_ngf, _n_blocks(state), noise)
+    log.info("generator widened ngf %d -> %d (%d residual blocks, noise %.3g)", ngf, new_ngf, n_blocks, noise)
     return out
