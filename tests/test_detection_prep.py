@@ -122,3 +122,17 @@ def test_fuse_boxes_averages_agreeing_views_and_discounts_lonely_boxes() -> None
     assert (grown.x0, grown.x1, grown.y0, grown.y1) == pytest.approx((0.76, 1.0, 0.45, 0.55))
     with pytest.raises(ValueError, match="positive"):
         scale_boxes([a], 0.0, 1.0)
+
+
+def test_fuse_boxes_at_the_page_edge_stays_on_the_page() -> None:
+    """Six views' boxes all reaching the bottom edge: with these scores the normalized weights sum to
+    1.0000000000000002, which made the fused box's y1 leave the page and fail the bounds check (seen on a
+    valid page on an AMD EPYC machine)."""
+    from transforms.boxes import fuse_boxes
+
+    scores = [0.401, 0.152, 0.727, 0.535, 0.324, 0.496]
+    views = [[Box(0.60 + 0.01 * i, 0.90, 0.98, 1.0, s)] for i, s in enumerate(scores)]
+    fused = fuse_boxes(views)
+    assert len(fused) == 1
+    assert fused[0].y1 == 1.0 and fused[0].y0 == pytest.approx(0.90)
+    assert 0.60 <= fused[0].x0 <= 0.65

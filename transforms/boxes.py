@@ -92,9 +92,13 @@ def fuse_boxes(views: Sequence[Sequence[Box]], iou_threshold: float = 0.55) -> l
 
 
 def _weighted_mean(members: Sequence[Box]) -> Box:
+    """Score-weighted mean of the members' corners, kept within the members' own range: normalized
+    weights need not sum to exactly 1, so six boxes reaching the page edge (y1 = 1.0) could average to
+    1.0000000000000002 and fail ``Box``'s bounds check."""
     w = np.array([max(m.score, 1e-6) for m in members])
-    corners = (w / w.sum()) @ np.array([[m.x0, m.y0, m.x1, m.y1] for m in members])
-    return Box(*(float(v) for v in corners), float(w.sum()))
+    corners = np.array([[m.x0, m.y0, m.x1, m.y1] for m in members])
+    mean = np.clip((w / w.sum()) @ corners, corners.min(axis=0), corners.max(axis=0))
+    return Box(*(float(v) for v in mean), float(w.sum()))
 
 
 def scale_boxes(boxes: Sequence[Box], sx: float, sy: float) -> list[Box]:
