@@ -188,9 +188,9 @@ def test_generated_contract_signatures_are_found(seed: int, scanned: bool) -> No
 
 
 def test_generated_scanned_contract_is_fast() -> None:
-    image, words, _ = rendered_contract(13, scanned=True)
     """Under 0.6 s of CPU for a scanned contract page (0.30-0.31 s on the AMD EPYC machines, OpenCV's
     thread pool included; see test_fast_on_a_letter_page for why the limit is loose)."""
+    image, words, _ = rendered_contract(13, scanned=True)
     find_signature_regions(image, words)  # warm up
     start = time.process_time()
     find_signature_regions(image, words)
