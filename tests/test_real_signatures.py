@@ -1,0 +1,95 @@
+"""End to end on real signatures: genuine signatures and skilled forgeries of SigNet's validation writers
+(``signatures/manifest.csv``, SigComp2011 Dutch) signed into born-digital contracts go through
+``run_pipeline.run()`` with those writers' references enrolled; the distance the pipeline reports for each
+expected signer should be the one ``models.evaluate verification`` computes from the same image files (the
+pipeline finds the signature on the rendered page and crops it again, so the figures may differ a
+little). Skips where ``../shared/data`` is absent.
+
+Known gap (strict xfail: the test fails the day the pipeline agrees, so that the mark is removed):
+measured 2026-11-30 with the default cleaning, pipeline against evaluation, genuine 0.111 / 0.098,
+0.447 / 0.106, 0.161 / 0.160, 0.267 / 0.171; forged 0.304 / 0.177, 0.449 / 0.532, 0.338 / 0.233,
+0.398 / 0.628 (without cleaning the genuine ones are 0.40-0.65: the signature line through the crop).
+On the page the signature is smaller than in the dataset's scans (about 240 px wide at 200 dpi against
+400), so its thin strokes render lighter, and the crop takes in the line and margins; the SigNet
+preprocessing does not normalise ink darkness."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import run_pipeline
+from models.data import load_gray, read_manifest
+from models.embed import embed_images
+from models.verification import reference_score, writer_distances
+from models.weights import load_embedder
+from pipeline.summary import read_table
+from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+
+RUN_DATE = "2026-11-30"
+N_WRITERS = 4
+K = 5  # references per writer: the first five genuine images in path order, as the evaluation's protocol
+
+
+def _cases(shared_data: Path, card: dict) -> list[tuple[str, list[Path], Path, Path]]:
+    """(signer, reference paths, a genuine query, a skilled forgery) of the first validation writers."""
+    val = set(card["data"]["val_writers"])
+    rows = [s for s in read_manifest(shared_data / "signatures" / "manifest.csv")
+            if s.dataset == "sigcomp2011_dutch" and s.writer in val]
+    cases = []
+    for writer in sorted({s.writer for s in rows})[:N_WRITERS]:
+        genuine = sorted((s.path for s in rows if s.writer == writer and s.label == "genuine"), key=str)
+        forged = sorted((s.path for s in rows if s.writer == writer and s.label != "genuine"), key=str)
+        cases.append((writer, genuine[:K], genuine[K], forged[0]))
+    return cases
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pipeline distances of real signatures on contract pages differ from the "
+                   "evaluation's by up to 0.34 (faint small rendering, line and margins in the crop); see the module docstring")
+def test_real_signatures_through_the_pipeline_score_as_evaluated(shared_data: Path, tmp_path: Path) -> None:
+    model, card = load_embedder()
+    cases = _cases(shared_data, card)
+    assert len(cases) == N_WRITERS
+    docs, refs = tmp_path / "documents", tmp_path / "references"
+    docs.mkdir()
+    rng = np.random.default_rng(0)
+    expected_rows, queries = [], {}
+    for writer, references, genuine, forged in cases:
+        (refs / writer).mkdir(parents=True)
+        for k, path in enumerate(references):
+            cv2.imwrite(str(refs / writer / f"ref_{k}.png"), load_gray(path))
+        for kind, path in (("genuine", genuine), ("forged", forged)):
+            name = f"{writer}_{kind}.pdf"
+            spec = ContractSpec(title="Service agreement", parties=("Acme B.V.", writer),
+                                slots=(SignatureSlot(writer, writer, kind=kind),))
+            pdf, _ = make_contract_pdf(spec, [load_gray(path)], rng)
+            (docs / name).write_bytes(pdf)
+            expected_rows.append((name, writer))
+            queries[name] = path
+    with open(tmp_path / "expected.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("document", "signer_id"), *expected_rows])
+    output = tmp_path / "out"
+    run_pipeline.run(["--input", str(docs / "*.pdf"), "--references", str(refs), "--expected",
+                      str(tmp_path / "expected.csv"), "--output", str(output), "--run_date", RUN_DATE,
+                      "--detector", "model", "--no-review"], save_main_session=False)
+
+    names = {d["document_id"]: Path(d["source_path"]).name
+             for d in read_table(str(output), "documents", RUN_DATE).to_pylist()}
+    reported: dict[str, float] = {}
+    for row in read_table(str(output), "matches", RUN_DATE).to_pylist():
+        if row["expected"]:
+            name = names[row["document_id"]]
+            reported[name] = min(reported.get(name, np.inf), row["distance"])  # the page's best region
+    assert sorted(reported) == sorted(queries)
+
+    references = {w: embed_images(model, [load_gray(p) for p in r]) for w, r, _, _ in cases}
+    evaluated = {}
+    for name, path in queries.items():
+        writer = name.rsplit("_", 1)[0]
+        ids, d = writer_distances(embed_images(model, [load_gray(path)]), references, reference_score(card))
+        evaluated[name] = float(d[0, ids.index(writer)])
+    for name in queries:
+        assert abs(reported[name] - evaluated[name]) <= 0.05, (name, reported[name], evaluated[name])
