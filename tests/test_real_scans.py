@@ -14,7 +14,8 @@ import run_pipeline
 from models.detect import load_detector
 from models.evaluate_detection import predict_folder, yolo_pairs
 from pipeline.summary import read_table
-from transforms.boxes import Box, iou
+from transforms.boxes import Box
+from transforms.detection_metrics import match_page
 from transforms.yolo import load_yolo_labels
 
 RUN_DATE = "2026-11-30"
@@ -31,18 +32,6 @@ def _image_pdf(image_path: Path, out: Path) -> None:
     page.insert_image(page.rect, stream=png.tobytes())
     doc.save(out)
     doc.close()
-
-
-def _matched(a: list[Box], b: list[Box], min_iou: float) -> int:
-    """How many boxes of ``a`` overlap a distinct box of ``b`` at ``min_iou`` or more (greedy, best first)."""
-    used: set[int] = set()
-    hits = 0
-    for box in sorted(a, key=lambda x: x.score, reverse=True):
-        best = max(((iou(box, other), j) for j, other in enumerate(b) if j not in used), default=(0.0, -1))
-        if best[0] >= min_iou:
-            used.add(best[1])
-            hits += 1
-    return hits
 
 
 def test_real_scans_through_the_pipeline_give_the_evaluated_boxes(shared_data: Path, tmp_path: Path) -> None:
@@ -72,11 +61,11 @@ def test_real_scans_through_the_pipeline_give_the_evaluated_boxes(shared_data: P
     for k in range(N_PAGES):
         # the same boxes, up to the re-rendering (IoU 0.94-0.995 here): every box has its twin, except a
         # near-threshold box that one rendering puts just over the line and the other just under
-        assert _matched(found[k], expected[k], 0.85) >= min(len(found[k]), len(expected[k])), (pairs[k][0].name, found[k], expected[k])
+        assert sum(match_page(found[k], expected[k], 0.85)) >= min(len(found[k]), len(expected[k])), (pairs[k][0].name, found[k], expected[k])
         assert abs(len(found[k]) - len(expected[k])) <= 1, (pairs[k][0].name, found[k], expected[k])
     # 11 of the 18 labels on these pages, as the evaluation finds; the floor leaves two of slack
-    hits_pipeline = sum(_matched(found[k], truth[k], 0.5) for k in range(N_PAGES))
-    hits_evaluated = sum(_matched(expected[k], truth[k], 0.5) for k in range(N_PAGES))
+    hits_pipeline = sum(sum(match_page(found[k], truth[k], 0.5)) for k in range(N_PAGES))
+    hits_evaluated = sum(sum(match_page(expected[k], truth[k], 0.5)) for k in range(N_PAGES))
     n_labels = sum(len(t) for t in truth)
     assert abs(hits_pipeline - hits_evaluated) <= 1
     assert hits_pipeline >= 0.5 * n_labels, f"{hits_pipeline} of {n_labels} labelled signatures found"

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import run_pipeline
-from models.data import load_gray, read_manifest
+from models.data import load_gray, read_manifest, shared_data_dir
 from models.embed import embed_images
 from models.verification import reference_score, writer_distances
 from models.weights import load_embedder
@@ -47,9 +47,14 @@ def _cases(shared_data: Path, card: dict) -> list[tuple[str, list[Path], Path, P
     return cases
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pipeline distances of real signatures on contract pages differ from the "
-                   "evaluation's by up to 0.34 (faint small rendering, line and margins in the crop); see the module docstring")
-def test_real_signatures_through_the_pipeline_score_as_evaluated(shared_data: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def distances(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float], dict[str, float]]:
+    """``(reported, evaluated)``: per contract, the pipeline's distance to its expected signer (the page's
+    best region) and the evaluation's distance for the same image file. One pipeline run per module."""
+    shared_data = shared_data_dir()
+    if not shared_data.is_dir():
+        pytest.skip(f"{shared_data} not found: the real data lives in ../shared/data beside the repo")
+    tmp_path = tmp_path_factory.mktemp("real_signatures")
     model, card = load_embedder()
     cases = _cases(shared_data, card)
     assert len(cases) == N_WRITERS
@@ -83,13 +88,24 @@ def test_real_signatures_through_the_pipeline_score_as_evaluated(shared_data: Pa
         if row["expected"]:
             name = names[row["document_id"]]
             reported[name] = min(reported.get(name, np.inf), row["distance"])  # the page's best region
-    assert sorted(reported) == sorted(queries)
 
     references = {w: embed_images(model, [load_gray(p) for p in r]) for w, r, _, _ in cases}
-    evaluated = {}
-    for name, path in queries.items():
-        writer = name.rsplit("_", 1)[0]
-        ids, d = writer_distances(embed_images(model, [load_gray(path)]), references, reference_score(card))
-        evaluated[name] = float(d[0, ids.index(writer)])
-    for name in queries:
+    ordered = sorted(queries)
+    ids, d = writer_distances(embed_images(model, [load_gray(queries[n]) for n in ordered]), references,
+                              reference_score(card))
+    evaluated = {n: float(d[i, ids.index(n.rsplit("_", 1)[0])]) for i, n in enumerate(ordered)}
+    return reported, evaluated
+
+
+def test_every_real_contract_gets_a_distance_to_its_expected_signer(distances) -> None:
+    reported, evaluated = distances
+    assert sorted(reported) == sorted(evaluated)
+    assert all(np.isfinite(v) and v >= 0 for v in reported.values()), reported
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pipeline distances of real signatures on contract pages differ from the "
+                   "evaluation's by up to 0.34 (faint small rendering, line and margins in the crop); see the module docstring")
+def test_real_signatures_through_the_pipeline_score_as_evaluated(distances) -> None:
+    reported, evaluated = distances
+    for name in evaluated:
         assert abs(reported[name] - evaluated[name]) <= 0.05, (name, reported[name], evaluated[name])
