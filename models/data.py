@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from transforms.degrade import page_rendering
 from transforms.preprocess import INPUT_SIZE, preprocess_signature
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,25 @@ def load_preprocessed(samples: Sequence[Sample]) -> np.ndarray:
     return out
 
 
+def load_page_copies(samples: Sequence[Sample], copies: int, seed: int) -> np.ndarray:
+    """``copies`` page-like versions of every sample, preprocessed once: ``(copies, N, 155, 220) uint8``.
+
+    Copy ``c`` of sample ``i`` is ``transforms.degrade.page_rendering`` seeded ``[seed, c, i]``, so a run's
+    copies are reproducible from its seed.
+    """
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
+    out = np.zeros((copies, len(samples), *INPUT_SIZE), np.uint8)
+    for i, s in enumerate(samples):
+        img = load_gray(s.path)
+        for c in range(copies):
+            page = page_rendering(img, np.random.default_rng([seed, c, i]))
+            out[c, i] = np.round(preprocess_signature(page) * 255.0).astype(np.uint8)
+        if (i + 1) % 1000 == 0:
+            log.info("page copies of %d/%d images", i + 1, len(samples))
+    return out
+
+
 def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random small affine, stroke width, blur and noise on a ``(155, 220) float32`` (ink bright) image."""
     h, w = img.shape
@@ -265,16 +285,24 @@ class WriterBatchSampler:
 
 def make_batch(cache: np.ndarray, samples: Sequence[Sample], indices: Sequence[int], writer_index: dict[str, int],
                rng: np.random.Generator | None,
-               impostor_of: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               impostor_of: Sequence[str] | None = None, page_cache: np.ndarray | None = None,
+               page_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images ``(B, 1, 155, 220) float32`` (augmented when ``rng`` is given), signer ids ``(B,) int64``
     (index into ``writer_index``, keyed by signer) and forged flags ``(B,) bool``.
 
     An image with a non-empty ``impostor_of`` entry counts as a skilled forgery of that signer.
+    ``page_cache`` (``load_page_copies`` of the same samples): with ``rng``, each image is replaced by one
+    of its page-like copies with probability ``page_share``.
     """
     if impostor_of is not None and len(impostor_of) != len(indices):
         raise ValueError(f"impostor_of has {len(impostor_of)} entries for {len(indices)} indices")
+    if page_cache is not None and page_cache.shape[1:] != cache.shape:
+        raise ValueError(f"page_cache of shape {page_cache.shape} does not hold copies of a cache of shape {cache.shape}")
     targets = list(impostor_of) if impostor_of is not None else [""] * len(indices)
     imgs = [cache[i].astype(np.float32) / 255.0 for i in indices]
+    if rng is not None and page_cache is not None and page_share > 0:
+        imgs = [page_cache[int(rng.integers(len(page_cache))), i].astype(np.float32) / 255.0
+                if rng.random() < page_share else im for i, im in zip(indices, imgs, strict=True)]
     if rng is not None:
         imgs = [augment(im, rng) for im in imgs]
     x = torch.from_numpy(np.stack(imgs)[:, None])

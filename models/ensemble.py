@@ -47,6 +47,9 @@ STORAGE = {"float32": None, "float16": torch.float16}
 SPLIT_KEYS = ("manifest", "writer_split_seed", "val_fraction", "exclude_datasets", "references_per_writer")
 
 
+CHECKPOINTS = ("best", "last")
+
+
 def ensemble_arch(member_arch: str, n: int) -> str:
     """The registered name of ``n`` members of ``member_arch`` (e.g. ``signet_s4x2``)."""
     name = f"{member_arch}x{n}"
@@ -76,9 +79,12 @@ def round_through(model: nn.Module, dtype: torch.dtype | None) -> None:
                 t.copy_(t.to(dtype).to(t.dtype))
 
 
-def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]], list, Split]:
-    """Load and whiten each run's best checkpoint. Returns the ensemble, the configs, the member
-    records, the manifest rows and the first run's split (the validation writers all members share)."""
+def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]], list, Split]:
+    """Load and whiten each run's ``checkpoint`` ('best': lowest validation EER; 'last': the final step, for
+    fine-tunes whose aim the clean validation EER does not measure). Returns the ensemble, the configs, the
+    member records, the manifest rows and the first run's split (the validation writers all members share)."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
     configs = [load_config(r) for r in runs]
     check_same_split(configs)
     first = configs[0]  # same manifest, excluded datasets, split seed and fraction for every member
@@ -91,7 +97,7 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
         if key not in splits:
             splits[key] = cfg.writer_split(samples)
         model = build_embedder(cfg.arch)
-        model.load_state_dict(load_file(str(run / "best.safetensors")))
+        model.load_state_dict(load_file(str(run / f"{checkpoint}.safetensors")))
         model.eval()
         whitening: dict[str, Any] = {"applied": False}
         if cfg.whiten:
@@ -99,10 +105,14 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
                 training_images[key] = genuine_training_images(splits[key].train)
             whitening = fit_whitening(model, *training_images[key], cfg.whiten_shrinkage)
         state = json.loads((run / "last.json").read_text())
-        best = json.loads((run / "best.json").read_text())
+        if checkpoint == "best":
+            best = json.loads((run / "best.json").read_text())
+        else:  # last.json is the run's state; its validation is the history's entry at the last step
+            best = {"step": state["step"], "validation": next(
+                (h for h in reversed(state.get("history", [])) if h.get("step") == state["step"]), {})}
         members.append(model)
         records.append({"run": str(run), "command": state.get("command"), "config": asdict(cfg),
-                        "best_step": best.get("step"), "steps_done": state["step"],
+                        "checkpoint": checkpoint, "checkpoint_step": best.get("step"), "steps_done": state["step"],
                         "train_seconds": round(state["train_seconds"], 1),
                         "member_validation": {k: best.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
                         "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets})
@@ -112,20 +122,20 @@ def assemble(runs: Sequence[Path]) -> tuple[nn.Module, list[TrainConfig], list[d
 
 
 def export_ensemble(runs: Sequence[Path], export_to: Path, storage: str, command: str,
-                    attach: dict[str, Any] | None = None, rule: str = "centroid") -> dict[str, Any]:
+                    attach: dict[str, Any] | None = None, rule: str = "centroid", checkpoint: str = "best") -> dict[str, Any]:
     """Assemble ``runs``, round to the storage type, calibrate on the shared validation writers with the
     ``writer_distances`` rule ``rule``, write weights + card."""
     if storage not in STORAGE:
         raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {storage!r}")
     torch.set_num_threads(1)
-    model, configs, records, samples, split = assemble(runs)
+    model, configs, records, samples, split = assemble(runs, checkpoint)
     arch = ensemble_arch(configs[0].arch, len(runs))
     round_through(model, STORAGE[storage])  # calibrate exactly the weights that will be loaded
     cfg = configs[0]
     cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer, rule)
     return write_weights_and_card(model, arch, export_to, {
         "storage_dtype": storage,
-        "ensemble": "models.signet.EmbedderEnsemble: each member's best checkpoint, whitened on its training "
+        "ensemble": f"models.signet.EmbedderEnsemble: each member's {checkpoint} checkpoint, whitened on its training "
                     "split (models.whitening), embeddings concatenated; assembled by models.ensemble",
         "members": records,
         "calibration": cal.to_card() | {"calibrated_on": calibration_rule(had_forgeries), "max_far": 0.01,
@@ -149,6 +159,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--score", choices=REFERENCE_SCORES, default="centroid",
                    help="writer-level score the ensemble is calibrated with and the pipeline uses: distance to "
                         "the references' mean (centroid) or to the nearest reference (nearest)")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                   help="each run's best (lowest validation EER) or last checkpoint")
     return p.parse_args(argv)
 
 
@@ -157,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     command = "python -m models.ensemble " + " ".join(sys.argv[1:] if argv is None else argv)
     attach = read_attachments(a.attach)
-    card = export_ensemble(a.run, a.out, a.storage, command, attach, a.score)
+    card = export_ensemble(a.run, a.out, a.storage, command, attach, a.score, a.checkpoint)
     print(json.dumps({"weights": str(a.out), "model_version": card["model_version"],
                       "validation": card["validation"]}, indent=2))
     return 0

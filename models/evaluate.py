@@ -9,7 +9,9 @@ references and every other image of that writer is a query. "Writer" here is the
 several names (cross_media_chinese), so that references and queries show the same signature. A writer with K or fewer genuine images
 keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
 is ``writer_distances`` with the model card's ``reference_score`` rule (distance to the mean of the
-references, or to the nearest one), as in the pipeline.
+references, or to the nearest one), as in the pipeline. ``--on-pages digital|scanned`` scores the
+queries after a round trip through a synthetic contract page, the detector and the pipeline's crop
+(``models.evaluate_pages``); ``--noisy-queries`` adds document noise to the image files instead.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import numpy as np
 from models import evaluate_cleaning, evaluate_detection, metrics
 from models.data import Sample, load_gray, read_manifest
 from models.evaluate_cleaning import query_images
+from models.evaluate_pages import PAGE_KINDS, page_queries
 from models.verification import Calibration, reference_score, writer_distances
 from transforms.noise import NOISE_KINDS
 
@@ -47,19 +50,27 @@ class ProtocolScores:
     n_writers_fewer_references: int
 
 
-def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
-                    query_embeddings: np.ndarray | None = None, rule: str = "centroid") -> ProtocolScores:
-    """Apply the protocol to ``samples`` and their ``(N, D)`` embeddings (same order); queries use
-    ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given; ``rule``: the
-    ``writer_distances`` score (the model card's ``reference_score``)."""
+@dataclass(frozen=True)
+class ProtocolRoles:
+    """Which rows are references and which are queries: ``references`` maps each signer to the row indices
+    of its references; ``queries`` and ``query_writers`` list the query rows and their signers, in order."""
+
+    references: dict[str, list[int]]
+    queries: tuple[int, ...]
+    query_writers: tuple[str, ...]
+    n_fewer: int  # signers with <= k genuine images: all but one of them are references
+
+
+def protocol_roles(samples: Sequence[Sample], k: int) -> ProtocolRoles:
+    """The protocol's split of ``samples``: per signer, the first ``k`` genuine images in ``rel_path`` order
+    are references (all but one when it has ``k`` or fewer; signers with under 2 are skipped), every
+    other image of that signer is a query."""
     if k < 1:
         raise ValueError(f"references per writer must be >= 1, got {k}")
-    if len(samples) != len(embeddings):
-        raise ValueError(f"{len(samples)} samples but {len(embeddings)} embeddings")
     by_writer: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_writer[s.signer].append(i)  # one reference set per signer (= writer unless a dataset rule)
-    refs: dict[str, np.ndarray] = {}
+    refs: dict[str, list[int]] = {}
     query_idx, query_writer = [], []
     fewer = 0
     for w in sorted(by_writer):
@@ -70,13 +81,26 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
             continue
         kw = k if len(gen) > k else len(gen) - 1
         fewer += kw < k
-        refs[w] = embeddings[gen[:kw]]
+        refs[w] = gen[:kw]
         for i in idx:
             if i not in gen[:kw]:
                 query_idx.append(i)
                 query_writer.append(w)
     if fewer:
         log.warning("%d writer(s) have <= %d genuine images: they keep all but one as references", fewer, k)
+    return ProtocolRoles(refs, tuple(query_idx), tuple(query_writer), fewer)
+
+
+def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
+                    query_embeddings: np.ndarray | None = None, rule: str = "centroid") -> ProtocolScores:
+    """Apply the protocol to ``samples`` and their ``(N, D)`` embeddings (same order); queries use
+    ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given; ``rule``: the
+    ``writer_distances`` score (the model card's ``reference_score``)."""
+    if len(samples) != len(embeddings):
+        raise ValueError(f"{len(samples)} samples but {len(embeddings)} embeddings")
+    roles = protocol_roles(samples, k)
+    refs = {w: embeddings[idx] for w, idx in roles.references.items()}
+    query_idx, query_writer, fewer = list(roles.queries), list(roles.query_writers), roles.n_fewer
     ids, d = writer_distances((embeddings if query_embeddings is None else query_embeddings)[query_idx], refs, rule)
     col = {w: j for j, w in enumerate(ids)}
     own = np.array([col[w] for w in query_writer], dtype=np.int64)
@@ -143,6 +167,13 @@ def _add_verification(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-kind", action="append", default=None, choices=NOISE_KINDS, dest="noise_kinds",
                    help="with --noisy-queries: only these noise kinds (repeatable; default: a random mix per image)")
     p.add_argument("--cleaner", type=Path, default=None, help="cleaner safetensors (default: shipped cyclegan_default)")
+    p.add_argument("--on-pages", choices=PAGE_KINDS, default=None,
+                   help="sign each query into a synthetic contract (born-digital or scanned), render it and cut the "
+                        "detector's best region out, as the pipeline does (models.evaluate_pages); with --clean the "
+                        "crops are cleaned")
+    p.add_argument("--page-seed", type=int, default=0, help="with --on-pages: seed of the contracts")
+    p.add_argument("--detector", type=Path, default=None,
+                   help="with --on-pages: detector safetensors (default: the shipped detector)")
     p.add_argument("--split", choices=("all", "validation", "train"), default="all",
                    help="restrict to the model card's validation (or training) writers")
     p.add_argument("--dataset", action="append", default=None, help="restrict to a dataset (repeatable)")
@@ -179,6 +210,9 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.noise_kinds and args.noisy_queries is None:
         raise ValueError(f"--noise-kind {args.noise_kinds} needs --noisy-queries SEED")
+    if args.on_pages and args.noisy_queries is not None:
+        raise ValueError(f"--on-pages {args.on_pages} and --noisy-queries {args.noisy_queries} are two ways to make "
+                         "the queries: choose one")
     device = resolve_device(args.device)
     model, card = load_embedder(args.weights, device)
     rule = reference_score(card)
@@ -187,7 +221,16 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     images = [load_gray(s.path) for s in rows]
     emb = embed_images(model, images, args.batch_size, device)
     per_seed: list[ProtocolScores] = []
-    for seed in args.noisy_queries or [None]:
+    missed = None
+    if args.on_pages:
+        queries = protocol_roles(rows, args.references_per_writer).queries
+        crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
+        page_images = list(images)  # reference rows keep their files: only query rows are read from q_emb
+        for i, crop in zip(queries, query_images(crops, args.clean, None, args.cleaner, device), strict=True):
+            page_images[i] = crop
+        q_emb = embed_images(model, page_images, args.batch_size, device)
+        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule))
+    for seed in [] if args.on_pages else args.noisy_queries or [None]:
         q_emb = None
         if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are
             q_emb = embed_images(model, query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds),
@@ -197,6 +240,8 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
            "datasets": args.dataset, "references_per_writer": args.references_per_writer, "reference_score": rule,
            "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
+    if args.on_pages:
+        out.update(on_pages=args.on_pages, page_seed=args.page_seed, pages_without_region=missed)
     out.update(summarize(scores, Calibration.from_card(card)))
     if len(per_seed) > 1:
         out["eer_per_noise_seed"] = [summarize(x, None)["eer"] for x in per_seed]

@@ -34,6 +34,7 @@ from models.data import (
     Sample,
     Split,
     WriterBatchSampler,
+    load_page_copies,
     load_preprocessed,
     make_batch,
     read_manifest,
@@ -89,6 +90,10 @@ class TrainConfig:
     whiten_shrinkage: float = 0.1
     # writer-level score of in-training validation and of the exported card (models.verification.writer_distances)
     reference_score: str = "centroid"
+    # page-like copies of each training image (transforms.degrade.page_rendering), drawn instead of the
+    # image with probability page_share: signatures as the pipeline cuts them from rendered or scanned pages
+    page_copies: int = 0
+    page_share: float = 0.5
 
     @property
     def writer_split_seed(self) -> int:
@@ -163,6 +168,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--score", choices=REFERENCE_SCORES, default=None, dest="reference_score",
                    help="writer-level score for validation and the exported calibration: distance to the references' "
                         "mean (centroid, the default) or to the nearest reference (nearest); may be changed at --export")
+    p.add_argument("--page-copies", type=int, default=0,
+                   help="page-like copies of each training image (small, lighter or darker, scanned; 0 = none)")
+    p.add_argument("--page-share", type=float, default=0.5,
+                   help="probability that a training image is replaced by one of its page-like copies")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -188,7 +197,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
                        whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
-                       reference_score=a.reference_score or "centroid")
+                       reference_score=a.reference_score or "centroid", page_copies=a.page_copies,
+                       page_share=a.page_share)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -218,6 +228,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()
     tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
+    page_cache = load_page_copies(tr, cfg.page_copies, cfg.seed) if cfg.page_copies else None
     log.info("preprocessed in %.0f s", time.time() - t0)
     # the contrastive loss compares signers (a person's one signature); the split above is by person
     writer_index = {w: i for i, w in enumerate(sorted({s.signer for s in tr}))}
@@ -258,7 +269,8 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             g["lr"] = lr_at(cfg, step)
         batch = sampler.batch(step)
         rng = np.random.default_rng([cfg.seed, step, 1]) if cfg.augment else None
-        x, writers, forged = make_batch(tr_cache, tr, batch.indices, writer_index, rng, batch.impostor_of)
+        x, writers, forged = make_batch(tr_cache, tr, batch.indices, writer_index, rng, batch.impostor_of,
+                                       page_cache, cfg.page_share)
         # impostors are natural signatures: skilled negatives for the contrastive loss only
         imitation = forged & torch.tensor([not t for t in batch.impostor_of], dtype=torch.bool)
         emb = model(x.contiguous(memory_format=torch.channels_last))

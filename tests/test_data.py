@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -11,11 +12,13 @@ from models.data import (
     Sample,
     WriterBatchSampler,
     augment,
+    load_page_copies,
     make_batch,
     read_manifest,
     signer_and_text,
     split_writers,
 )
+from transforms.synth_signature import draw_signature, make_style
 
 
 def rows(n_writers: int, dataset: str, n_gen: int = 6, n_forged: int = 2) -> list[Sample]:
@@ -131,3 +134,32 @@ def test_make_batch_marks_impostors_as_forgeries_of_their_target():
     assert writers.tolist() == [0, 0, 0] and forged.tolist() == [False, False, True]
     with pytest.raises(ValueError, match="impostor_of"):
         make_batch(cache, samples, [0, 1], index, None, [""])
+
+
+def test_page_copies_are_seeded_and_replace_images_at_the_share(tmp_path):
+    paths = []
+    for i in range(3):
+        img = draw_signature(make_style(np.random.default_rng(i)), np.random.default_rng(i), height=300)
+        paths.append(tmp_path / f"s{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    samples = [Sample(p, p.name, f"w{i}", "genuine", "d") for i, p in enumerate(paths)]
+    copies = load_page_copies(samples, 2, seed=5)
+    assert copies.shape == (2, 3, 155, 220) and copies.dtype == np.uint8
+    assert np.array_equal(copies, load_page_copies(samples, 2, seed=5))
+    assert not np.array_equal(copies[0], copies[1]) and (copies.reshape(6, -1).max(axis=1) > 100).all()
+    cache = np.zeros((3, 155, 220), np.uint8)
+    marked = np.full((2, 3, 155, 220), 200, np.uint8)  # copies told apart from the blank cache by their level
+    index = {"w0": 0, "w1": 1, "w2": 2}
+    x, _, _ = make_batch(cache, samples, [0, 1, 2], index, None, None, marked, 1.0)
+    assert x.abs().sum() == 0  # without an rng there is no augmentation, page copies included
+    rng = np.random.default_rng(0)
+
+    def drawn(share: float, n: int) -> int:
+        x, _, _ = make_batch(cache, samples, [0, 1, 2] * n, index, rng, None, marked, share)
+        return int((x.flatten(1).mean(1) > 0.3).sum())
+
+    assert drawn(1.0, 20) == 60 and drawn(0.0, 20) == 0 and 30 <= drawn(0.5, 40) <= 90
+    with pytest.raises(ValueError, match="page_cache"):
+        make_batch(cache[:2], samples[:2], [0], index, rng, None, marked, 0.5)
+    with pytest.raises(ValueError, match="copies"):
+        load_page_copies(samples, 0, seed=5)

@@ -79,3 +79,14 @@ def test_assemble_two_runs_and_export(tmp_path, capsys):
     assert card_n["reference_score"] == "nearest" and "nearest" in card_n["score"]
     assert card_n["weights_sha256"] == card["weights_sha256"]
     assert card_n["model_version"] == card["model_version"] + "-nearest"
+    # --checkpoint last: each run's final step (here the same step as best, so the same weights), named so
+    last = tmp_path / "ens" / "last.safetensors"
+    main([*runs, "--out", str(last), "--checkpoint", "last"])
+    capsys.readouterr()
+    _, card_l = load_embedder(last)
+    assert [m["checkpoint"] for m in card_l["members"]] == ["last", "last"]
+    assert [m["checkpoint_step"] for m in card_l["members"]] == [2, 2]
+    assert card_l["members"][0]["member_validation"]["eer"] == card["members"][0]["member_validation"]["eer"]
+    assert card_l["weights_sha256"] == card["weights_sha256"] and "last checkpoint" in card_l["ensemble"]
+    with pytest.raises(SystemExit):
+        main([*runs, "--out", str(last), "--checkpoint", "first"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.preprocess import INPUT_SIZE, preprocess_signature
+from transforms.preprocess import INPUT_SIZE, hysteresis_mask, otsu_mask, preprocess_signature
 from transforms.synth_signature import draw_signature, make_style
 
 STYLE = make_style(np.random.default_rng(0))
@@ -153,3 +153,23 @@ def test_ink_geometry_matches_the_preprocessing():
     assert abs(y1 - (31 + ys.max())) <= 2 and abs(x1 - (41 + xs.max())) <= 2
     assert 0 < g.threshold < 255 and 1.0 <= g.scale <= 255
     assert ink_geometry(np.full((40, 60), 255, np.uint8)) is None  # blank: preprocess gives zeros
+
+
+def test_faint_strokes_joined_to_the_ink_are_kept_faint_specks_are_not():
+    """The hysteresis: a faint stroke touching dark ink counts as ink; a faint blob alone does not."""
+    img = np.full((120, 300), 255, np.uint8)
+    img[48:56, 20:280] = np.linspace(30, 200, 260).astype(np.uint8)[None, :]  # a stroke fading out to the right
+    img[92:104, 200:212] = 190  # a faint smudge, apart
+    assert not otsu_mask(img)[52, 270]  # Otsu alone loses the faint end
+    mask = hysteresis_mask(img)
+    assert mask[52, 30] and mask[52, 270] and not mask[98, 205]
+    out = preprocess_signature(img)
+    rows = np.flatnonzero(out.max(axis=1) > 0.05)
+    assert rows[-1] - rows[0] < 0.3 * INPUT_SIZE[0]  # the crop to the ink leaves the smudge out
+
+
+def test_hysteresis_is_otsu_on_crisp_ink():
+    img = sig()
+    thr_mask = hysteresis_mask(img, weak_share=0.0)
+    assert np.array_equal(thr_mask, hysteresis_mask(img, weak_share=0.0))
+    assert hysteresis_mask(img).sum() >= thr_mask.sum()

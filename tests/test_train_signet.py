@@ -91,3 +91,26 @@ def test_split_seed_keeps_the_writer_split_of_another_training_seed(tmp_path, ca
         splits[name] = load_embedder(tmp_path / f"{name}.safetensors")[1]["data"]["val_writers"]
     assert json.loads((tmp_path / "b" / "config.json").read_text())["split_seed"] == 1
     assert splits["a"] == splits["b"] and splits["a"] != splits["c"]
+
+
+def test_train_with_page_copies(tmp_path, capsys, monkeypatch):
+    """--page-copies: the copies are made once, from the run's seed, and drawn into the batches."""
+    import models.train_signet as train_signet
+
+    made = []
+    real = train_signet.load_page_copies
+
+    def spy(samples, copies, seed):
+        made.append((len(samples), copies, seed))
+        return real(samples, copies, seed)
+
+    monkeypatch.setattr(train_signet, "load_page_copies", spy)
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    main(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--threads", "1", "--steps", "2",
+          "--eval-every", "2", "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1",
+          "--val-fraction", "0.5", "--page-copies", "2", "--page-share", "0.7", "--seed", "3",
+          "--export-to", str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["page_copies"] == 2 and config["page_share"] == 0.7
+    assert len(made) == 1 and made[0][1:] == (2, 3) and made[0][0] > 0
