@@ -225,10 +225,10 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     if args.on_pages:
         queries = protocol_roles(rows, args.references_per_writer).queries
         crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
-        page_images = list(images)  # reference rows keep their files: only query rows are read from q_emb
-        for i, crop in zip(queries, query_images(crops, args.clean, None, args.cleaner, device), strict=True):
-            page_images[i] = crop
-        q_emb = embed_images(model, page_images, args.batch_size, device)
+        q_emb = emb.copy()  # reference rows keep their files' embeddings: only query rows are read from q_emb
+        if queries:
+            q_emb[list(queries)] = embed_images(model, query_images(crops, args.clean, None, args.cleaner, device),
+                                                args.batch_size, device)
         per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule))
     for seed in [] if args.on_pages else args.noisy_queries or [None]:
         q_emb = None
