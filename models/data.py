@@ -161,11 +161,16 @@ def load_gray(path: Path) -> np.ndarray:
     return img
 
 
+def preprocessed_uint8(image: np.ndarray) -> np.ndarray:
+    """``preprocess_signature`` stored as ``(155, 220) uint8`` (0..255 = 0..1), as the training caches hold it."""
+    return np.round(preprocess_signature(image) * 255.0).astype(np.uint8)
+
+
 def load_preprocessed(samples: Sequence[Sample]) -> np.ndarray:
     """Preprocess every sample once: ``(N, 155, 220) uint8`` (0..255 = 0..1), kept in memory."""
     out = np.zeros((len(samples), *INPUT_SIZE), np.uint8)
     for i, s in enumerate(samples):
-        out[i] = np.round(preprocess_signature(load_gray(s.path)) * 255.0).astype(np.uint8)
+        out[i] = preprocessed_uint8(load_gray(s.path))
         if (i + 1) % 1000 == 0:
             log.info("preprocessed %d/%d images", i + 1, len(samples))
     return out
@@ -183,8 +188,7 @@ def load_page_copies(samples: Sequence[Sample], copies: int, seed: int) -> np.nd
     for i, s in enumerate(samples):
         img = load_gray(s.path)
         for c in range(copies):
-            page = page_rendering(img, np.random.default_rng([seed, c, i]))
-            out[c, i] = np.round(preprocess_signature(page) * 255.0).astype(np.uint8)
+            out[c, i] = preprocessed_uint8(page_rendering(img, np.random.default_rng([seed, c, i])))
         if (i + 1) % 1000 == 0:
             log.info("page copies of %d/%d images", i + 1, len(samples))
     return out

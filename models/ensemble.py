@@ -3,7 +3,7 @@
     python -m models.ensemble --run runs/s6 --run runs/s8 --out models/weights/signet_default.safetensors \
         [--storage float16] [--attach NAME=JSON ...]
 
-Each run's best checkpoint is loaded and whitened on its own training split exactly as
+Each run's best checkpoint (or its last, with ``--checkpoint last``) is loaded and whitened on its own training split exactly as
 ``models.train_signet --export`` does; the members' embeddings are concatenated
 (``models.signet.EmbedderEnsemble``), so the ensemble's squared distance is the sum of theirs. The
 runs must share one writer split (manifest, split seed, validation fraction, excluded datasets; members
@@ -106,15 +106,15 @@ def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module,
             whitening = fit_whitening(model, *training_images[key], cfg.whiten_shrinkage)
         state = json.loads((run / "last.json").read_text())
         if checkpoint == "best":
-            best = json.loads((run / "best.json").read_text())
+            chosen = json.loads((run / "best.json").read_text())
         else:  # last.json is the run's state; its validation is the history's entry at the last step
-            best = {"step": state["step"], "validation": next(
+            chosen = {"step": state["step"], "validation": next(
                 (h for h in reversed(state.get("history", [])) if h.get("step") == state["step"]), {})}
         members.append(model)
         records.append({"run": str(run), "command": state.get("command"), "config": asdict(cfg),
-                        "checkpoint": checkpoint, "checkpoint_step": best.get("step"), "steps_done": state["step"],
+                        "checkpoint": checkpoint, "checkpoint_step": chosen.get("step"), "steps_done": state["step"],
                         "train_seconds": round(state["train_seconds"], 1),
-                        "member_validation": {k: best.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
+                        "member_validation": {k: chosen.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
                         "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets})
     ensemble = EmbedderEnsemble(members)
     ensemble.eval()

@@ -105,10 +105,15 @@ def remove_specks(mask: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def otsu_threshold(pixels: np.ndarray) -> float:
+    """Otsu's threshold of uint8 ``pixels`` (any shape): the highest grey level of the dark class."""
+    thr, _ = cv2.threshold(pixels.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return float(thr)
+
+
 def otsu_mask(pixels: np.ndarray) -> np.ndarray:
     """Pixels at or below their Otsu threshold (the dark class), same shape, bool."""
-    thr, _ = cv2.threshold(pixels.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    return pixels <= thr
+    return pixels <= otsu_threshold(pixels)
 
 
 def hysteresis_mask(pixels: np.ndarray, weak_share: float = WEAK_SHARE) -> np.ndarray:
@@ -118,7 +123,7 @@ def hysteresis_mask(pixels: np.ndarray, weak_share: float = WEAK_SHARE) -> np.nd
     the way to the paper's level (the median). Weak pixels are kept where they touch strong ink (8-connected),
     so faint strokes joined to the signature stay while faint specks and smudges do not.
     """
-    thr, _ = cv2.threshold(pixels.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    thr = otsu_threshold(pixels)
     strong = pixels <= thr
     weak = pixels <= thr + weak_share * max(float(np.median(pixels)) - thr, 0.0)
     n, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
