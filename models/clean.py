@@ -21,6 +21,7 @@ from torch import nn
 
 from models.cyclegan import build_generator, clean_batch
 from models.weights import WEIGHTS_DIR, card_path, load_card, load_model_file, save_model_file
+from transforms.lines import remove_ruled_lines
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,12 @@ UPSCALES = ("image", "removal")
 
 def cleaning_options(card: dict[str, Any]) -> dict[str, Any]:
     """``clean_images`` keyword arguments a cleaner's card sets: ``max_side`` (default 256),
-    ``remove_only`` (default False), ``upscale`` (default 'image')."""
+    ``remove_only`` (default False), ``upscale`` (default 'image'), ``remove_lines`` (default None)."""
     upscale = card.get("upscale", "image")
     if upscale not in UPSCALES:
         raise ValueError(f"cleaner card upscale must be one of {UPSCALES}, got {upscale!r}")
     return {"max_side": card.get("max_side", 256), "remove_only": bool(card.get("remove_only", False)),
-            "upscale": upscale}
+            "upscale": upscale, "remove_lines": card.get("remove_lines")}
 
 
 def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
@@ -93,8 +94,11 @@ def _remove_share(small: np.ndarray, cleaned: np.ndarray, full: np.ndarray) -> n
 
 def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | torch.device = "cpu",
                  max_side: int | None = 256, batch_size: int = 16, remove_only: bool = False,
-                 upscale: str = "image") -> list[np.ndarray]:
+                 upscale: str = "image", remove_lines: float | None = None) -> list[np.ndarray]:
     """Clean ``(H, W) uint8`` crops (ink dark) -> a list of ``(H, W) uint8`` crops of the same sizes.
+
+    ``remove_lines`` (the card's ``remove_lines``): before the generator, ruled lines at least this share
+    of a crop's width long are erased (``transforms.lines.remove_ruled_lines``; None = not).
 
     Crops whose longest side exceeds ``max_side`` (the card's ``max_side``: the scale the generator was
     trained at; None = never) are shrunk keeping their aspect ratio, cleaned and resized back. Crops
@@ -119,10 +123,11 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_side is not None and max_side < 8:
         raise ValueError(f"max_side must be >= 8 or None, got {max_side}")
-    work = []
     for i, img in enumerate(images):
         _check(img, i)
-        work.append(_shrink(img, max_side))
+    if remove_lines is not None:
+        images = [remove_ruled_lines(img, remove_lines) for img in images]
+    work = [_shrink(img, max_side) for img in images]
     buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, im in enumerate(work):
         buckets[(-(-im.shape[0] // BUCKET) * BUCKET, -(-im.shape[1] // BUCKET) * BUCKET)].append(i)

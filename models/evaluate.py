@@ -92,13 +92,15 @@ def protocol_roles(samples: Sequence[Sample], k: int) -> ProtocolRoles:
 
 
 def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
-                    query_embeddings: np.ndarray | None = None, rule: str = "centroid") -> ProtocolScores:
+                    query_embeddings: np.ndarray | None = None, rule: str = "centroid",
+                    roles: ProtocolRoles | None = None) -> ProtocolScores:
     """Apply the protocol to ``samples`` and their ``(N, D)`` embeddings (same order); queries use
     ``query_embeddings`` (same rows, e.g. of noisy or cleaned images) when given; ``rule``: the
-    ``writer_distances`` score (the model card's ``reference_score``)."""
+    ``writer_distances`` score (the model card's ``reference_score``); ``roles``: ``protocol_roles(samples, k)``
+    when the caller has it already."""
     if len(samples) != len(embeddings):
         raise ValueError(f"{len(samples)} samples but {len(embeddings)} embeddings")
-    roles = protocol_roles(samples, k)
+    roles = protocol_roles(samples, k) if roles is None else roles
     refs = {w: embeddings[idx] for w, idx in roles.references.items()}
     query_idx, query_writer, fewer = list(roles.queries), list(roles.query_writers), roles.n_fewer
     ids, d = writer_distances((embeddings if query_embeddings is None else query_embeddings)[query_idx], refs, rule)
@@ -223,13 +225,15 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     per_seed: list[ProtocolScores] = []
     missed = None
     if args.on_pages:
-        queries = protocol_roles(rows, args.references_per_writer).queries
+        roles = protocol_roles(rows, args.references_per_writer)
+        queries = roles.queries
         crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
         q_emb = emb.copy()  # reference rows keep their files' embeddings: only query rows are read from q_emb
         if queries:
             q_emb[list(queries)] = embed_images(model, query_images(crops, args.clean, None, args.cleaner, device),
                                                 args.batch_size, device)
-        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule))
+        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule,
+                                        roles=roles))
     for seed in [] if args.on_pages else args.noisy_queries or [None]:
         q_emb = None
         if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from models.data import Split, load_preprocessed, read_manifest
-from models.embed import embed_preprocessed
-from models.evaluate import protocol_scores, summarize
+from models.data import Split, load_gray, load_preprocessed, read_manifest
+from models.embed import embed_images, embed_preprocessed
+from models.evaluate import ProtocolScores, protocol_roles, protocol_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
 from models.signet import build_embedder, count_parameters
 from models.verification import Calibration, score_description
@@ -88,14 +88,36 @@ def read_attachments(items: list[str]) -> dict[str, Any]:
 def calibrate(model: torch.nn.Module, val: list, k: int,
               rule: str = "centroid") -> tuple[Calibration, dict[str, Any], bool]:
     """Thresholds and similarity map of ``model`` on the validation rows ``val`` (K references each),
-    scored with the ``writer_distances`` rule ``rule``.
+    scored with the ``writer_distances`` rule ``rule``: ``calibration_from_scores`` of their
+    ``validation_scores`` (the image files, embedded as ``models.evaluate`` and the pipeline embed them)."""
+    return calibration_from_scores(validation_scores(model, val, k, rule, clean=False)[0])
+
+
+def validation_scores(model: Any, rows: list, k: int, rule: str, clean: bool,
+                      cleaner: Path | None = None) -> tuple[ProtocolScores, ProtocolScores | None]:
+    """The protocol scores of the validation ``rows``: image files as queries, and (``clean``) the queries
+    cleaned as ``models.evaluate verification --clean`` cleans them (else None). References are the files."""
+    from models.evaluate_cleaning import query_images
+
+    roles = protocol_roles(rows, k)
+    images = [load_gray(s.path) for s in rows]
+    emb = embed_images(model, images, 64)
+    files = protocol_scores(rows, emb, k, rule=rule, roles=roles)
+    if not clean:
+        return files, None
+    q_emb = emb.copy()  # only the query rows are read from q_emb
+    q_emb[list(roles.queries)] = embed_images(model, query_images([images[i] for i in roles.queries], True, None,
+                                                                  cleaner), 64)
+    return files, protocol_scores(rows, emb, k, query_embeddings=q_emb, rule=rule, roles=roles)
+
+
+def calibration_from_scores(scores: ProtocolScores) -> tuple[Calibration, dict[str, Any], bool]:
+    """The calibration of validation protocol ``scores``, the protocol figures under it, and whether
+    skilled forgeries were available.
 
     match: FAR on skilled forgeries (random ones where validation has none); mismatch: FRR over the
-    genuine queries of every validation writer (all datasets and media). Returns the calibration, the
-    protocol figures under it, and whether skilled forgeries were available.
+    genuine queries of every validation writer (all datasets and media).
     """
-    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in load_preprocessed(val)], 64)
-    scores = protocol_scores(val, emb, k, rule=rule)
     negatives = scores.skilled if scores.skilled.size else scores.random
     positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
     center, slope = fit_logistic(positives, negatives)

@@ -120,7 +120,20 @@ def test_removal_share_takes_away_what_the_generator_took_away():
     out = _remove_share(small, cleaned, full)
     assert out.shape == full.shape and np.all(out >= full)
     assert out[0, 0] == 255 and out[3, 3] == 255 and out[0, 3] == 100  # corners: wiped, paper, kept
-    assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image"}
+    assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image", "remove_lines": None}
+    assert cleaning_options({"remove_lines": 0.6})["remove_lines"] == 0.6
     assert cleaning_options({"max_side": 128, "remove_only": True, "upscale": "removal"})["upscale"] == "removal"
     with pytest.raises(ValueError, match="upscale"):
         cleaning_options({"upscale": "nearest"})
+
+
+def test_remove_lines_erases_the_ruled_line_before_the_generator():
+    img = np.full((80, 300), 250, np.uint8)
+    img[20:60, 140:143] = 0  # a vertical stroke crossing the line
+    img[50:52, :] = 10  # the ruled line across the crop
+    g = identity_generator()
+    as_is = clean_images(g, [img], max_side=None, remove_only=True)[0]
+    lined = clean_images(g, [img], max_side=None, remove_only=True, remove_lines=0.6)[0]
+    assert as_is[50:52, :100].max() <= 200  # the identity generator leaves the line (half-tone after its strides)
+    assert lined[50:52, :100].min() >= 240 and lined[50:52, 200:].min() >= 240  # erased to the paper's level
+    np.testing.assert_array_equal(lined[20:60, 140:143], as_is[20:60, 140:143])  # the crossing stroke stays

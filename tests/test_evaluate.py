@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.data import Sample
-from models.evaluate import build_parser, main, pool_scores, protocol_scores, summarize
+from models.evaluate import build_parser, main, pool_scores, protocol_roles, protocol_scores, summarize
 from models.signet import build_embedder
 from models.verification import Calibration, reference_score
 from models.weights import default_weights_path, load_embedder, save_embedder
@@ -55,6 +55,11 @@ def test_protocol_caps_references_for_small_writers():
     scores = protocol_scores(rows, emb, k=5)
     assert scores.n_writers_fewer_references == 1
     assert scores.genuine.size == 1 + 3 and scores.skilled.size == 1
+    # the roles a caller already has (evaluate --on-pages) give the same scores, and are what is used
+    given = protocol_scores(rows, emb, k=5, roles=protocol_roles(rows, 5))
+    assert given.genuine.tolist() == scores.genuine.tolist() and given.skilled.tolist() == scores.skilled.tolist()
+    fewer_refs = protocol_scores(rows, emb, k=5, roles=protocol_roles(rows, 2))
+    assert fewer_refs.n_writers_fewer_references == 0 and fewer_refs.genuine.size == 1 + 6
 
 
 def test_summarize_fields():
