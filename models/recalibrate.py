@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from models.data import read_manifest
-from models.evaluate import reference_score, select_samples, summarize
+from models.evaluate import select_samples, summarize
 from models.export import VALIDATION_PROTOCOL, calibration_from_scores, calibration_rule, validation_scores
-from models.verification import Calibration
+from models.verification import Calibration, reference_score
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +79,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import torch
-
-    from models.weights import card_path, default_weights_path, load_embedder
+    from models.weights import card_path, default_weights_path, load_embedder  # torch: only when run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
+    if a.cleaner is not None and not a.clean:
+        raise SystemExit(f"--cleaner {a.cleaner} needs --clean")
     command = "python -m models.recalibrate " + " ".join(sys.argv[1:] if argv is None else argv)
     weights = a.weights or default_weights_path()
-    torch.set_num_threads(2)
     model, card = load_embedder(weights, "cpu")
     manifest = a.manifest or Path(card["data"]["manifest"])
     if not manifest.is_file():
         raise SystemExit(f"no signature manifest at {manifest}: pass --manifest")
-    if a.cleaner is not None and not a.clean:
-        raise SystemExit(f"--cleaner {a.cleaner} needs --clean")
     rows = select_samples(read_manifest(manifest), card, "validation", None, None)
     files, cleaned = validation_scores(model, rows, card["validation"]["references_per_writer"], reference_score(card),
                                        a.clean, a.cleaner)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from transforms.preprocess import otsu_mask
+
 # Below this grey-level spread (1st to 99th percentile) a crop holds no ink: nothing to remove.
 MIN_CONTRAST = 24.0
 # A line must be at least this share of the crop's width; the pipeline's crops reach past the signature
@@ -80,16 +82,14 @@ def remove_ruled_lines(gray: np.ndarray, min_length: float = MIN_LENGTH) -> np.n
     lo, hi = np.percentile(gray, [1, 99])
     if hi - lo < MIN_CONTRAST or min(gray.shape) < 8:
         return gray.copy()
-    thr, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if np.count_nonzero(gray <= thr) > gray.size / 2:  # the dark class is the ground: bright ink
+    if np.count_nonzero(otsu_mask(gray)) > gray.size / 2:  # the dark class is the ground: bright ink
         return 255 - _erase_lines(255 - gray, min_length)
     return _erase_lines(gray, min_length)
 
 
 def _erase_lines(gray: np.ndarray, min_length: float) -> np.ndarray:
     """``remove_ruled_lines`` on an ink-dark ``gray``."""
-    thr, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    ink = gray <= thr  # cv2: pixels above the threshold are the bright class
+    ink = otsu_mask(gray)
     out = gray.copy()
     lines = np.zeros(gray.shape, np.uint8)
     for x0, y0, x1, y1 in find_ruled_lines(ink, min_length):
