@@ -118,6 +118,15 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
                           n_writers=len(refs), n_writers_fewer_references=int(fewer))
 
 
+def query_row_scores(samples: Sequence[Sample], embeddings: np.ndarray, roles: ProtocolRoles, k: int,
+                     query_rows: np.ndarray, rule: str = "centroid") -> ProtocolScores:
+    """``protocol_scores`` where only the query rows get new embeddings: ``query_rows`` ``(Q, D)`` for
+    ``roles.queries`` in order (e.g. of cleaned or page crops); the references keep ``embeddings``."""
+    q_emb = embeddings.copy()
+    q_emb[list(roles.queries)] = query_rows
+    return protocol_scores(samples, embeddings, k, query_embeddings=q_emb, rule=rule, roles=roles)
+
+
 def pool_scores(parts: Sequence[ProtocolScores]) -> ProtocolScores:
     """One ``ProtocolScores`` holding the scores of several scorings of the same writers (for example one
     per noise seed): distances concatenated, writer counts of the first."""
@@ -228,12 +237,9 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
         roles = protocol_roles(rows, args.references_per_writer)
         queries = roles.queries
         crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
-        q_emb = emb.copy()  # reference rows keep their files' embeddings: only query rows are read from q_emb
-        if queries:
-            q_emb[list(queries)] = embed_images(model, query_images(crops, args.clean, None, args.cleaner, device),
-                                                args.batch_size, device)
-        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule,
-                                        roles=roles))
+        query_rows = (embed_images(model, query_images(crops, args.clean, None, args.cleaner, device), args.batch_size,
+                                   device) if queries else emb[:0])
+        per_seed.append(query_row_scores(rows, emb, roles, args.references_per_writer, query_rows, rule))
     for seed in [] if args.on_pages else args.noisy_queries or [None]:
         q_emb = None
         if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from models.data import Split, load_gray, load_preprocessed, read_manifest
 from models.embed import embed_images, embed_preprocessed
-from models.evaluate import ProtocolScores, protocol_roles, protocol_scores, summarize
+from models.evaluate import ProtocolScores, protocol_roles, protocol_scores, query_row_scores, summarize
 from models.metrics import fit_logistic, match_threshold, mismatch_threshold
 from models.signet import build_embedder, count_parameters
 from models.verification import Calibration, score_description
@@ -105,10 +105,8 @@ def validation_scores(model: Any, rows: list, k: int, rule: str, clean: bool,
     files = protocol_scores(rows, emb, k, rule=rule, roles=roles)
     if not clean:
         return files, None
-    q_emb = emb.copy()  # only the query rows are read from q_emb
-    q_emb[list(roles.queries)] = embed_images(model, query_images([images[i] for i in roles.queries], True, None,
-                                                                  cleaner), 64)
-    return files, protocol_scores(rows, emb, k, query_embeddings=q_emb, rule=rule, roles=roles)
+    cleaned = embed_images(model, query_images([images[i] for i in roles.queries], True, None, cleaner), 64)
+    return files, query_row_scores(rows, emb, roles, k, cleaned, rule)
 
 
 def calibration_from_scores(scores: ProtocolScores) -> tuple[Calibration, dict[str, Any], bool]:

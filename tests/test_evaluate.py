@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from models.data import Sample
-from models.evaluate import build_parser, main, pool_scores, protocol_roles, protocol_scores, summarize
+from models.evaluate import (
+    build_parser,
+    main,
+    pool_scores,
+    protocol_roles,
+    protocol_scores,
+    query_row_scores,
+    summarize,
+)
 from models.signet import build_embedder
 from models.verification import Calibration, reference_score
 from models.weights import default_weights_path, load_embedder, save_embedder
@@ -60,6 +68,19 @@ def test_protocol_caps_references_for_small_writers():
     assert given.genuine.tolist() == scores.genuine.tolist() and given.skilled.tolist() == scores.skilled.tolist()
     fewer_refs = protocol_scores(rows, emb, k=5, roles=protocol_roles(rows, 2))
     assert fewer_refs.n_writers_fewer_references == 0 and fewer_refs.genuine.size == 1 + 6
+
+
+def test_query_row_scores_replace_only_the_queries():
+    rows = [sample("a", "genuine", f"a/g{i}") for i in range(4)] + [sample("a", "forged", "a/f")]
+    emb = np.random.default_rng(1).normal(size=(len(rows), 3)).astype(np.float32)
+    roles = protocol_roles(rows, 2)
+    new = emb[list(roles.queries)] + 1.0
+    full = emb.copy()
+    full[list(roles.queries)] = new
+    expected = protocol_scores(rows, emb, 2, query_embeddings=full)
+    got = query_row_scores(rows, emb, roles, 2, new)
+    assert got.genuine.tolist() == expected.genuine.tolist() and got.skilled.tolist() == expected.skilled.tolist()
+    assert got.genuine.tolist() != protocol_scores(rows, emb, 2).genuine.tolist()
 
 
 def test_summarize_fields():
