@@ -233,19 +233,20 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     emb = embed_images(model, images, args.batch_size, device)
     per_seed: list[ProtocolScores] = []
     missed = None
+    roles = protocol_roles(rows, args.references_per_writer)
     if args.on_pages:
-        roles = protocol_roles(rows, args.references_per_writer)
         queries = roles.queries
         crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
         query_rows = (embed_images(model, query_images(crops, args.clean, None, args.cleaner, device), args.batch_size,
                                    device) if queries else emb[:0])
         per_seed.append(query_row_scores(rows, emb, roles, args.references_per_writer, query_rows, rule))
     for seed in [] if args.on_pages else args.noisy_queries or [None]:
-        q_emb = None
-        if args.clean or seed is not None:  # queries noisy and/or cleaned, references as they are
-            q_emb = embed_images(model, query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds),
-                                 args.batch_size, device)
-        per_seed.append(protocol_scores(rows, emb, args.references_per_writer, query_embeddings=q_emb, rule=rule))
+        if args.clean or seed is not None:  # queries noisy and/or cleaned (only they are made), references as they are
+            made = query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds, indices=roles.queries)
+            per_seed.append(query_row_scores(rows, emb, roles, args.references_per_writer,
+                                             embed_images(model, made, args.batch_size, device), rule))
+        else:
+            per_seed.append(protocol_scores(rows, emb, args.references_per_writer, rule=rule, roles=roles))
     scores = pool_scores(per_seed)
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
            "datasets": args.dataset, "references_per_writer": args.references_per_writer, "reference_score": rule,

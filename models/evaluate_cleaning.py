@@ -54,20 +54,29 @@ def ssim(image: np.ndarray, reference: np.ndarray) -> float:
 
 
 def query_images(images: Sequence[np.ndarray], clean: bool, noise_seed: int | None, cleaner: Path | None = None,
-                 device: str | torch.device = "cpu", noise_kinds: Sequence[str] | None = None) -> list[np.ndarray]:
+                 device: str | torch.device = "cpu", noise_kinds: Sequence[str] | None = None,
+                 indices: Sequence[int] | None = None) -> list[np.ndarray]:
     """The query versions of ``(H, W) uint8`` images for ``verification``: document noise seeded by
     ``default_rng([noise_seed, i])`` when ``noise_seed`` is given (only ``noise_kinds`` when given, else a
     random mix), then the cleaner (``cleaner`` weights, default shipped; with its card's ``cleaning_options``)
-    when ``clean``."""
+    when ``clean``.
+
+    ``indices``: make only the versions of ``images[i]`` for these ``i``, in that order, each with the noise
+    it gets when every image is made (``i`` stays its seed), so that the references need not be made."""
     from models.clean import clean_images, cleaning_options, default_cleaner_path, load_cleaner
     from transforms.noise import add_document_noise
 
     if clean and not Path(cleaner or default_cleaner_path()).is_file():
         raise SystemExit(f"--clean: no cleaning weights at {cleaner or default_cleaner_path()} "
                          "(train them with python -m models.train_cyclegan --export default)")
-    out = list(images)
+    positions = range(len(images)) if indices is None else list(indices)
+    bad = [i for i in positions if not 0 <= i < len(images)]
+    if bad:
+        raise ValueError(f"indices {bad[:5]} out of range for {len(images)} images")
+    out = [images[i] for i in positions]
     if noise_seed is not None:
-        out = [add_document_noise(im, np.random.default_rng([noise_seed, i]), noise_kinds) for i, im in enumerate(out)]
+        out = [add_document_noise(im, np.random.default_rng([noise_seed, i]), noise_kinds)
+               for i, im in zip(positions, out, strict=True)]
     if clean:
         model, card = load_cleaner(cleaner, device)
         log.info("cleaning %d queries with %s", len(out), card.get("model_version"))

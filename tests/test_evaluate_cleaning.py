@@ -50,6 +50,19 @@ def test_query_images_noise_is_seeded_and_keeps_sizes(tmp_path):
     assert query_images(imgs, False, None)[0] is imgs[0]
 
 
+def test_query_images_of_some_indices_get_the_noise_they_get_among_all():
+    """Only the queries are made (the references are not), each with the draw it has in the whole list."""
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(200, 256, (30 + 5 * i, 70), dtype=np.uint8) for i in range(4)]
+    every = query_images(imgs, False, 7)
+    some = query_images(imgs, False, 7, indices=[3, 1])
+    assert len(some) == 2 and np.array_equal(some[0], every[3]) and np.array_equal(some[1], every[1])
+    assert query_images(imgs, False, 7, indices=[]) == []
+    assert query_images(imgs, False, None, indices=(2,))[0] is imgs[2]
+    with pytest.raises(ValueError, match="out of range"):
+        query_images(imgs, False, 7, indices=[4])
+
+
 
 def test_query_images_noise_kinds_are_those_asked_for():
     from transforms.noise import add_document_noise
