@@ -1,14 +1,16 @@
-"""``python -m models.evaluate detection --images DIR --labels DIR [--weights PATH] [--json OUT]``.
+"""``python -m models.evaluate detection --images DIR --labels DIR [--weights PATH] [--json OUT] [--errors OUT]``.
 
 Scores the shipped (or given) detector on a YOLO-format folder: label files matched by image stem,
 ``0 cx cy w h`` normalized, an empty file meaning no signature. Pages go through the same
 ``prepare_views`` and ``detect_batch`` as the pipeline (``models.detect.detect_pages``) (with the card's test-time views). Precision, recall and F1 count boxes at the
 card's shipped ``score_threshold`` (IoU >= 0.5, greedy matching); AP@0.5 uses every box down to
-``AP_MIN_SCORE``.
+``AP_MIN_SCORE``. The figures count the errors by kind (``transforms.detection_metrics.page_errors``);
+``--errors`` writes each of them with its page, box, IoU and score, to look at.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +22,13 @@ import numpy as np
 from torch import nn
 
 from transforms.boxes import Box
-from transforms.detection_metrics import detection_scores
+from transforms.detection_metrics import (
+    FALSE_POSITIVE_KINDS,
+    MISS_KINDS,
+    DetectionError,
+    detection_scores,
+    page_errors,
+)
 from transforms.yolo import load_yolo_labels
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,31 @@ def score_predictions(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequ
             "false_negatives": s.false_negatives, "n_images": s.pages, "n_boxes": sum(len(t) for t in truth)}
 
 
+def _error_row(error: DetectionError) -> dict[str, Any]:
+    b = error.box
+    return {"box": [round(v, 4) for v in (b.x0, b.y0, b.x1, b.y1)], "kind": error.kind,
+            "best_iou": round(error.best_iou, 3), "score": round(error.score, 3)}
+
+
+def error_report(pairs: Sequence[tuple[Path, Path]], predictions: Sequence[Sequence[Box]],
+                 truth: Sequence[Sequence[Box]], score_threshold: float) -> dict[str, Any]:
+    """The errors at IoU 0.5 and ``score_threshold``: counts by kind (``transforms.detection_metrics.page_errors``)
+    and, for each page with an error, its false positives and misses (boxes in 0..1 page coordinates)."""
+    fp_kinds = dict.fromkeys(FALSE_POSITIVE_KINDS, 0)
+    miss_kinds = dict.fromkeys(MISS_KINDS, 0)
+    pages = []
+    for (image, _), page_predictions, page_truth in zip(pairs, predictions, truth, strict=True):
+        false_positives, misses = page_errors(page_predictions, page_truth, 0.5, score_threshold)
+        for error in false_positives:
+            fp_kinds[error.kind] += 1
+        for error in misses:
+            miss_kinds[error.kind] += 1
+        if false_positives or misses:
+            pages.append({"image": image.name, "false_positives": [_error_row(e) for e in false_positives],
+                          "misses": [_error_row(e) for e in misses]})
+    return {"false_positive_kinds": fp_kinds, "miss_kinds": miss_kinds, "pages": pages}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of the ``detection`` subcommand."""
     p.add_argument("--images", required=True, type=Path, help="folder of page images")
@@ -92,6 +125,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--errors", type=Path, default=None,
+                   help="write every false positive and miss here (JSON: page, box, kind, IoU, score)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,5 +145,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"model_version": card.get("model_version"), "images": str(args.images),
                            "iou_threshold": 0.5, "score_threshold": threshold}
     out.update(score_predictions(predictions, truth, threshold))
+    errors = error_report(pairs, predictions, truth, threshold)
+    out["false_positive_kinds"], out["miss_kinds"] = errors["false_positive_kinds"], errors["miss_kinds"]
+    if args.errors is not None:
+        args.errors.parent.mkdir(parents=True, exist_ok=True)
+        args.errors.write_text(json.dumps({"model_version": card.get("model_version"), "score_threshold": threshold,
+                                           **errors}, indent=1) + "\n")
+        log.info("wrote the errors of %d pages to %s", len(errors["pages"]), args.errors)
     out["pages_per_second"] = round(len(pairs) / seconds, 2) if seconds > 0 else None
     return out

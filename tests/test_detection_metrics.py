@@ -6,7 +6,7 @@ import math
 import pytest
 
 from transforms.boxes import Box
-from transforms.detection_metrics import average_precision, detection_scores, match_page
+from transforms.detection_metrics import average_precision, detection_scores, match_page, page_errors
 
 A = Box(0.1, 0.1, 0.3, 0.3)
 B = Box(0.6, 0.6, 0.9, 0.8)
@@ -57,3 +57,29 @@ def test_bad_arguments() -> None:
         detection_scores([[]], [[], []])
     with pytest.raises(ValueError, match="iou_threshold must be in"):
         detection_scores([[]], [[]], iou_threshold=0.0)
+
+
+def test_page_errors_names_each_kind() -> None:
+    c = Box(0.1, 0.6, 0.3, 0.7)
+    predictions = [shifted(A, 0.0, 0.9),            # hit A
+                   shifted(A, 0.01, 0.8),           # duplicate of A
+                   Box(0.6, 0.55, 0.95, 0.9, 0.7),  # B boxed too large: IoU 0.06 / 0.1225 ~ 0.49
+                   Box(0.5, 0.1, 0.6, 0.2, 0.6),    # nowhere near a label
+                   Box(0.1, 0.6, 0.3, 0.7, 0.2)]    # C, found only under the threshold
+    d = Box(0.4, 0.85, 0.5, 0.95)                   # nothing near it
+    false_positives, misses = page_errors(predictions, [A, B, c, d], 0.5, score_threshold=0.5)
+    assert [(e.kind, e.score) for e in false_positives] == [("duplicate", 0.8), ("box_extent", 0.7),
+                                                            ("background", 0.6)]
+    assert false_positives[1].best_iou == pytest.approx(0.06 / 0.1225)
+    assert false_positives[2].best_iou == 0.0
+    assert [(e.box, e.kind) for e in misses] == [(B, "box_extent"), (c, "below_threshold"), (d, "not_found")]
+    assert misses[0].score == 0.7 and misses[1].score == 0.2 and misses[1].best_iou == pytest.approx(1.0)
+    assert (misses[2].best_iou, misses[2].score) == (0.0, 0.0)
+    s = detection_scores([predictions], [[A, B, c, d]], 0.5, 0.5)  # the same matching as the counts
+    assert (s.false_positives, s.false_negatives) == (len(false_positives), len(misses))
+
+
+def test_page_errors_of_a_clean_page_and_an_empty_one() -> None:
+    assert page_errors([shifted(A, 0.0, 0.9)], [A]) == ([], [])
+    false_positives, misses = page_errors([shifted(B, 0.0, 0.4)], [])
+    assert [e.kind for e in false_positives] == ["background"] and misses == []

@@ -30,6 +30,13 @@ def _folder(root: Path, n: int) -> tuple[Path, Path]:
     return images, labels
 
 
+def _tiny_setup(tmp_path: Path, n_pages: int) -> tuple[Path, Path, Path]:
+    """A seeded tiny detector's weights and a YOLO folder of ``n_pages`` pages (``_folder``)."""
+    torch.manual_seed(0)
+    weights = save_detector(build_detector("centernet_s"), CARD, tmp_path / "w" / "det.safetensors")
+    return (weights, *_folder(tmp_path / "data", n_pages))
+
+
 def test_yolo_pairs_matches_stems_and_names_a_missing_label(tmp_path: Path) -> None:
     images, labels = _folder(tmp_path, 3)
     assert [p[0].name for p in yolo_pairs(images, labels)] == ["p0.jpg", "p1.jpg", "p2.jpg"]
@@ -50,9 +57,7 @@ def test_score_predictions_counts_at_the_threshold() -> None:
 
 
 def test_cli_prints_and_writes_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    torch.manual_seed(0)
-    weights = save_detector(build_detector("centernet_s"), CARD, tmp_path / "w" / "det.safetensors")
-    images, labels = _folder(tmp_path / "data", 4)
+    weights, images, labels = _tiny_setup(tmp_path, 4)
     out_json = tmp_path / "out" / "det.json"
     assert main(["detection", "--images", str(images), "--labels", str(labels), "--weights", str(weights),
                  "--json", str(out_json), "--batch-size", "3"]) == 0
@@ -62,6 +67,38 @@ def test_cli_prints_and_writes_the_figures(tmp_path: Path, capsys: pytest.Captur
         assert key in printed
     assert printed["n_images"] == 4 and printed["n_boxes"] == 2 and printed["model_version"] == "tiny-test"
     assert printed["score_threshold"] == 0.5
+    fp, fn = printed["false_positive_kinds"], printed["miss_kinds"]
+    assert sum(fp.values()) == printed["false_positives"] and sum(fn.values()) == printed["false_negatives"]
+
+
+def test_errors_file_lists_every_error_by_page(tmp_path: Path) -> None:
+    from models.evaluate_detection import error_report
+
+    images, labels = _folder(tmp_path, 3)
+    pairs = yolo_pairs(images, labels)  # p0 and p2 hold a signature at (0.4, 0.45)-(0.6, 0.55)
+    label = Box(0.4, 0.45, 0.6, 0.55)
+    predictions = [[Box(0.4, 0.45, 0.6, 0.55, 0.9)], [Box(0.1, 0.1, 0.2, 0.2, 0.6)], [Box(0.4, 0.45, 0.6, 0.55, 0.3)]]
+    report = error_report(pairs, predictions, [[label], [], [label]], 0.5)
+    assert report["false_positive_kinds"] == {"duplicate": 0, "box_extent": 0, "background": 1}
+    assert report["miss_kinds"] == {"below_threshold": 1, "box_extent": 0, "not_found": 0}
+    assert report["pages"] == [
+        {"image": "p1.jpg", "false_positives": [{"box": [0.1, 0.1, 0.2, 0.2], "kind": "background",
+                                                 "best_iou": 0.0, "score": 0.6}], "misses": []},
+        {"image": "p2.jpg", "false_positives": [], "misses": [{"box": [0.4, 0.45, 0.6, 0.55],
+                                                               "kind": "below_threshold", "best_iou": 1.0,
+                                                               "score": 0.3}]}]
+
+
+def test_cli_writes_the_errors_file(tmp_path: Path) -> None:
+    weights, images, labels = _tiny_setup(tmp_path, 2)
+    errors = tmp_path / "out" / "errors.json"
+    assert main(["detection", "--images", str(images), "--labels", str(labels), "--weights", str(weights),
+                 "--errors", str(errors), "--score-threshold", "0.0"]) == 0
+    report = json.loads(errors.read_text())
+    assert report["model_version"] == "tiny-test" and report["score_threshold"] == 0.0
+    listed = sum(len(p["false_positives"]) + len(p["misses"]) for p in report["pages"])
+    assert listed == sum(report["false_positive_kinds"].values()) + sum(report["miss_kinds"].values())
+    assert {p["image"] for p in report["pages"]} <= {"p0.jpg", "p1.jpg"}
 
 
 def test_shipped_detector_on_real_valid_pages(shared_data: Path, tmp_path: Path,

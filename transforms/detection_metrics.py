@@ -8,6 +8,24 @@ import numpy as np
 
 from transforms.boxes import Box, iou
 
+OVERLAP_FLOOR = 0.1  # IoU from which an error box counts as touching a signature rather than lying elsewhere
+FALSE_POSITIVE_KINDS = ("duplicate", "box_extent", "background")
+MISS_KINDS = ("below_threshold", "box_extent", "not_found")
+
+
+@dataclass(frozen=True)
+class DetectionError:
+    """One error on a page: a false positive (``box`` is the prediction) or a miss (``box`` is the label).
+
+    ``best_iou`` is its largest IoU with the other side (labels for a false positive, kept predictions for
+    a miss, or any prediction for a ``below_threshold`` miss); ``score`` is the false positive's score, or
+    for a miss the score of the prediction behind ``best_iou`` (0 when none)."""
+
+    box: Box
+    kind: str
+    best_iou: float
+    score: float
+
 
 @dataclass(frozen=True)
 class DetectionScores:
@@ -23,11 +41,10 @@ class DetectionScores:
     pages: int
 
 
-def match_page(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5) -> list[bool]:
-    """For each prediction, in descending score order, whether it matches a not yet matched true box with
-    IoU >= ``iou_threshold`` (greedy, highest-scoring prediction first, best-overlapping truth taken)."""
+def _matches(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: float) -> list[int]:
+    """For each prediction, in descending score order, the index of the true box it matches, or -1."""
     taken = [False] * len(truth)
-    hits = []
+    matched = []
     for box in sorted(predictions, key=lambda b: b.score, reverse=True):
         best, best_iou = -1, iou_threshold
         for index, true_box in enumerate(truth):
@@ -36,8 +53,14 @@ def match_page(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: 
                 best, best_iou = index, overlap
         if best >= 0:
             taken[best] = True
-        hits.append(best >= 0)
-    return hits
+        matched.append(best)
+    return matched
+
+
+def match_page(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5) -> list[bool]:
+    """For each prediction, in descending score order, whether it matches a not yet matched true box with
+    IoU >= ``iou_threshold`` (greedy, highest-scoring prediction first, best-overlapping truth taken)."""
+    return [index >= 0 for index in _matches(predictions, truth, iou_threshold)]
 
 
 def average_precision(scores: Sequence[float], hits: Sequence[bool], total_truth: int) -> float:
@@ -82,3 +105,42 @@ def detection_scores(predictions: Sequence[Sequence[Box]], truth: Sequence[Seque
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     ap = average_precision(all_scores, all_hits, total_truth)
     return DetectionScores(precision, recall, f1, ap, tp, fp, fn, len(truth))
+
+
+def page_errors(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5,
+                score_threshold: float = 0.0) -> tuple[list[DetectionError], list[DetectionError]]:
+    """The false positives and misses of one page, matched as ``detection_scores`` matches them, each with
+    its kind.
+
+    False positives (predictions ``>= score_threshold`` that match no label): ``duplicate`` (IoU >=
+    ``iou_threshold`` with a label a higher-scoring box took), ``box_extent`` (IoU with a label in
+    [``OVERLAP_FLOOR``, ``iou_threshold``): a signature boxed too large, too small or shifted), ``background``
+    (elsewhere). Misses (labels no kept prediction matches): ``below_threshold`` (a prediction under
+    ``score_threshold`` matches it), ``box_extent`` (a kept prediction overlaps it at IoU >= ``OVERLAP_FLOOR``),
+    ``not_found``.
+    """
+    ranked = sorted(predictions, key=lambda b: b.score, reverse=True)
+    kept = [b for b in ranked if b.score >= score_threshold]
+    matched = _matches(kept, truth, iou_threshold)
+    false_positives = []
+    for box, index in zip(kept, matched, strict=True):
+        if index >= 0:
+            continue
+        best = max((iou(box, t) for t in truth), default=0.0)
+        kind = "duplicate" if best >= iou_threshold else "box_extent" if best >= OVERLAP_FLOOR else "background"
+        false_positives.append(DetectionError(box, kind, best, box.score))
+    found = set(matched)
+    misses = []
+    for index, true_box in enumerate(truth):
+        if index in found:
+            continue
+        below = [(b.score, iou(b, true_box)) for b in ranked if b.score < score_threshold]
+        below = [(score, overlap) for score, overlap in below if overlap >= iou_threshold]
+        if below:
+            score, overlap = max(below)
+            misses.append(DetectionError(true_box, "below_threshold", overlap, score))
+            continue
+        overlap, score = max(((iou(b, true_box), b.score) for b in kept), default=(0.0, 0.0))
+        kind = "box_extent" if overlap >= OVERLAP_FLOOR else "not_found"
+        misses.append(DetectionError(true_box, kind, overlap, score if overlap > 0 else 0.0))
+    return false_positives, misses
