@@ -16,9 +16,9 @@ from transforms.synth_signature import make_style
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoCorpus, float]:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: a busy shared machine slows the wall clock, not this
     c = make_demo_corpus(tmp_path_factory.mktemp("demo"), seed=0)
-    return c, time.perf_counter() - start
+    return c, time.process_time() - start
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -28,7 +28,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_layout_names_and_speed(corpus: tuple[DemoCorpus, float]) -> None:
     c, seconds = corpus
-    assert seconds < 8.0  # about 1.5 s on an idle core here; slack for a shared machine
+    assert seconds < 8.0  # 1.5-4 CPU seconds on the 2-core machines
     pdfs = sorted(p.name for p in c.documents_dir.glob("*.pdf"))
     assert len(pdfs) == 12 == len(c.documents)
     assert sorted(d.name for d in c.documents) == pdfs
