@@ -63,7 +63,6 @@ def test_query_images_of_some_indices_get_the_noise_they_get_among_all():
         query_images(imgs, False, 7, indices=[4])
 
 
-
 def test_query_images_noise_kinds_are_those_asked_for():
     from transforms.noise import add_document_noise
 
