@@ -40,7 +40,7 @@ from models.detect import (
 from models.detector_data import load_yolo_pages, upright_pages
 from models.evaluate_detection import AP_MIN_SCORE, score_predictions
 from models.train_detector import best_threshold
-from models.weights import card_path
+from models.weights import write_card
 from transforms.boxes import Box, iou, scale_boxes
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "matched_pairs": result["matched_pairs"], "holdout_unscaled": result["holdout_unscaled"],
             "before": previous}
         card.pop("validation", None)  # measured for other views: re-measure with models.evaluate detection
-        card_path(a.weights).write_text(json.dumps(card, indent=2) + "\n")
-        log.info("wrote the calibration into %s; re-measure the validation figures", card_path(a.weights))
+        written = write_card(a.weights, card)
+        log.info("wrote the calibration into %s; re-measure the validation figures", written)
     return 0
 
 

@@ -7,7 +7,6 @@ by evaluation and the pipeline's RunInference handler.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from models.cyclegan import build_generator, clean_batch
-from models.weights import WEIGHTS_DIR, card_path, load_card, load_model_file, save_model_file
+from models.weights import WEIGHTS_DIR, load_card, load_model_file, save_model_file, write_card
 from transforms.lines import remove_ruled_lines
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def update_card(path: str | Path, section: str, values: Any) -> dict[str, Any]:
     """Set ``card[section] = values`` (JSON-serialisable) in the card beside the weights at ``path``; returns the card."""
     card = load_card(path)
     card[section] = values
-    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(path, card)
     return card
 
 

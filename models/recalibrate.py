@@ -79,7 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from models.weights import card_path, default_weights_path, load_embedder  # torch: only when run
+    from models.weights import default_weights_path, load_embedder, write_card  # torch: only when run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
@@ -108,9 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.write:
         new = recalibrated_card(card, cal, figures, had_forgeries, command, dt.datetime.now(dt.timezone.utc),
                                 cleaned_by, uncleaned)
-        path = card_path(weights)
-        path.write_text(json.dumps(new, indent=2) + "\n")
-        log.info("wrote %s (%s)", path, new["model_version"])
+        log.info("wrote %s (%s)", write_card(weights, new), new["model_version"])
     return 0
 
 

@@ -35,6 +35,14 @@ def card_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
+def write_card(weights_path: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``card`` as the model card beside ``weights_path`` (indented JSON, keys in the card's order,
+    a final newline), the one format every tool that writes a card uses; returns the card's path."""
+    path = card_path(weights_path)
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 def save_model_file(model: nn.Module, card: dict[str, Any], path: str | Path,
                     storage_dtype: torch.dtype | None = None) -> Path:
     """Write any model's state dict as safetensors at ``path`` and ``card`` (naming ``arch``) as JSON beside it.
@@ -50,7 +58,7 @@ def save_model_file(model: nn.Module, card: dict[str, Any], path: str | Path,
     if storage_dtype is not None:
         state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path), metadata={"arch": str(card["arch"])})
-    card_path(path).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    write_card(path, card)
     return path
 
 

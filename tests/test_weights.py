@@ -10,7 +10,15 @@ import torch
 
 from models.embed import embed_batch
 from models.signet import build_embedder
-from models.weights import default_weights_path, load_embedder, resolve_device, save_embedder
+from models.weights import (
+    card_path,
+    default_weights_path,
+    load_card,
+    load_embedder,
+    resolve_device,
+    save_embedder,
+    write_card,
+)
 
 
 def test_roundtrip_gives_the_same_embeddings(tmp_path):
@@ -31,6 +39,16 @@ def test_weights_file_is_safetensors_not_pickle(tmp_path):
     assert "features.conv1.weight" in header and header["__metadata__"]["arch"] == "signet_s4"
     assert not raw.startswith(b"\x80") and not raw.startswith(b"PK")  # neither pickle nor torch zip
     assert json.loads(path.with_suffix(".json").read_text())["arch"] == "signet_s4"
+
+
+def test_write_card_keeps_the_order_and_the_text_and_ends_with_a_newline(tmp_path):
+    card = {"model_version": "test-2", "arch": "signet_s4", "note": "EER 17 % ± 2", "validation": {"eer": 0.17}}
+    written = write_card(tmp_path / "m.safetensors", card)
+    assert written == card_path(tmp_path / "m.safetensors") == tmp_path / "m.json"
+    text = written.read_text()
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert "±" in text and list(json.loads(text)) == list(card)
+    assert load_card(tmp_path / "m.safetensors") == card
 
 
 def test_load_errors(tmp_path):
