@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from transforms.degrade import page_rendering
-from transforms.preprocess import INPUT_SIZE, preprocess_signature
+from transforms.preprocess import INPUT_SIZE, check_ink_mask, preprocess_signature
 
 log = logging.getLogger(__name__)
 
@@ -161,22 +161,25 @@ def load_gray(path: Path) -> np.ndarray:
     return img
 
 
-def preprocessed_uint8(image: np.ndarray) -> np.ndarray:
-    """``preprocess_signature`` stored as ``(155, 220) uint8`` (0..255 = 0..1), as the training caches hold it."""
-    return np.round(preprocess_signature(image) * 255.0).astype(np.uint8)
+def preprocessed_uint8(image: np.ndarray, ink: str = "hysteresis") -> np.ndarray:
+    """``preprocess_signature`` (with the ``ink`` mask) stored as ``(155, 220) uint8`` (0..255 = 0..1), as the
+    training caches hold it."""
+    return np.round(preprocess_signature(image, ink=ink) * 255.0).astype(np.uint8)
 
 
-def load_preprocessed(samples: Sequence[Sample]) -> np.ndarray:
-    """Preprocess every sample once: ``(N, 155, 220) uint8`` (0..255 = 0..1), kept in memory."""
+def load_preprocessed(samples: Sequence[Sample], ink: str = "hysteresis") -> np.ndarray:
+    """Preprocess every sample once (``ink``: the ink mask, ``transforms.preprocess.INK_MASKS``):
+    ``(N, 155, 220) uint8`` (0..255 = 0..1), kept in memory."""
+    check_ink_mask(ink)
     out = np.zeros((len(samples), *INPUT_SIZE), np.uint8)
     for i, s in enumerate(samples):
-        out[i] = preprocessed_uint8(load_gray(s.path))
+        out[i] = preprocessed_uint8(load_gray(s.path), ink)
         if (i + 1) % 1000 == 0:
             log.info("preprocessed %d/%d images", i + 1, len(samples))
     return out
 
 
-def load_page_copies(samples: Sequence[Sample], copies: int, seed: int) -> np.ndarray:
+def load_page_copies(samples: Sequence[Sample], copies: int, seed: int, ink: str = "hysteresis") -> np.ndarray:
     """``copies`` page-like versions of every sample, preprocessed once: ``(copies, N, 155, 220) uint8``.
 
     Copy ``c`` of sample ``i`` is ``transforms.degrade.page_rendering`` seeded ``[seed, c, i]``, so a run's
@@ -184,11 +187,12 @@ def load_page_copies(samples: Sequence[Sample], copies: int, seed: int) -> np.nd
     """
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
+    check_ink_mask(ink)
     out = np.zeros((copies, len(samples), *INPUT_SIZE), np.uint8)
     for i, s in enumerate(samples):
         img = load_gray(s.path)
         for c in range(copies):
-            out[c, i] = preprocessed_uint8(page_rendering(img, np.random.default_rng([seed, c, i])))
+            out[c, i] = preprocessed_uint8(page_rendering(img, np.random.default_rng([seed, c, i])), ink)
         if (i + 1) % 1000 == 0:
             log.info("page copies of %d/%d images", i + 1, len(samples))
     return out

@@ -90,20 +90,21 @@ def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module,
     first = configs[0]  # same manifest, excluded datasets, split seed and fraction for every member
     samples = [s for s in read_manifest(first.manifest) if s.dataset not in set(first.exclude_datasets)]
     splits: dict[tuple[str, ...], Split] = {}
-    training_images: dict[tuple[str, ...], tuple[list, Any]] = {}  # members differ at most by train_exclude_datasets
+    training_images: dict[tuple[tuple[str, ...], str], tuple[list, Any]] = {}  # by train_exclude_datasets and ink mask
     members, records = [], []
     for run, cfg in zip(runs, configs, strict=True):
         key = tuple(sorted(cfg.train_exclude_datasets))
         if key not in splits:
             splits[key] = cfg.writer_split(samples)
+        images_key = (key, cfg.ink_mask)
         model = build_embedder(cfg.arch)
         model.load_state_dict(load_file(str(run / f"{checkpoint}.safetensors")))
         model.eval()
         whitening: dict[str, Any] = {"applied": False}
         if cfg.whiten:
-            if key not in training_images:
-                training_images[key] = genuine_training_images(splits[key].train)
-            whitening = fit_whitening(model, *training_images[key], cfg.whiten_shrinkage)
+            if images_key not in training_images:
+                training_images[images_key] = genuine_training_images(splits[key].train, cfg.ink_mask)
+            whitening = fit_whitening(model, *training_images[images_key], cfg.whiten_shrinkage)
         state = json.loads((run / "last.json").read_text())
         if checkpoint == "best":
             chosen = json.loads((run / "best.json").read_text())

@@ -54,10 +54,11 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__, "cuda": torch.cuda.is_available()}
 
 
-def genuine_training_images(train: list) -> tuple[list, np.ndarray]:
-    """The genuine rows of a training split and their preprocessed images (what whitening is fitted on)."""
+def genuine_training_images(train: list, ink: str) -> tuple[list, np.ndarray]:
+    """The genuine rows of a training split and their images preprocessed with the run's ``ink`` mask (what
+    whitening is fitted on: the images as the network was trained on them)."""
     genuine = [s for s in train if s.label == "genuine"]
-    return genuine, load_preprocessed(genuine)
+    return genuine, load_preprocessed(genuine, ink)
 
 
 def fit_whitening(model: torch.nn.Module, genuine: list, images: np.ndarray, shrinkage: float) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def export_model(cfg: TrainConfig, out: Path, export_to: Path, command: str,
     model = build_embedder(cfg.arch)
     model.load_state_dict(load_file(str(out / "best.safetensors")))
     model.eval()
-    whitening = (fit_whitening(model, *genuine_training_images(split.train), cfg.whiten_shrinkage) if cfg.whiten
+    whitening = (fit_whitening(model, *genuine_training_images(split.train, cfg.ink_mask), cfg.whiten_shrinkage) if cfg.whiten
                  else {"applied": False})
     cal, figures, had_forgeries = calibrate(model, split.val, cfg.references_per_writer, cfg.reference_score)
     state = json.loads((out / "last.json").read_text())

@@ -47,6 +47,7 @@ from models.losses import batch_contrastive_loss
 from models.signet import EMBEDDERS, build_embedder
 from models.verification import REFERENCE_SCORES
 from models.weights import save_embedder
+from transforms.preprocess import INK_MASKS
 
 log = logging.getLogger("train_signet")
 
@@ -94,6 +95,11 @@ class TrainConfig:
     # image with probability page_share: signatures as the pipeline cuts them from rendered or scanned pages
     page_copies: int = 0
     page_share: float = 0.5
+    # ink mask of the training (and in-training validation) images: "otsu", what the shipped members were trained
+    # on, or "hysteresis", what evaluation and the pipeline use (transforms.preprocess.INK_MASKS). Weights
+    # trained on Otsu masks and scored with the hysteresis mask generalized best (SigNet card:
+    # preprocessing_generalization_20261201). A config.json without the key (runs before it) reads as "otsu".
+    ink_mask: str = "otsu"
 
     @property
     def writer_split_seed(self) -> int:
@@ -172,6 +178,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="page-like copies of each training image (small, lighter or darker, scanned; 0 = none)")
     p.add_argument("--page-share", type=float, default=0.5,
                    help="probability that a training image is replaced by one of its page-like copies")
+    p.add_argument("--ink-mask", choices=INK_MASKS, default=TrainConfig.ink_mask,
+                   help="ink mask of the training images (default otsu, as the shipped members; evaluation and the "
+                        "pipeline always use hysteresis)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -198,7 +207,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
                        whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
                        reference_score=a.reference_score or "centroid", page_copies=a.page_copies,
-                       page_share=a.page_share)
+                       page_share=a.page_share, ink_mask=a.ink_mask)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -227,8 +236,8 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     train_w, val_w, tr, va = split.train_writers, split.val_writers, split.train, split.val
     log.info("%d train images (%d writers), %d validation images (%d writers)", len(tr), len(train_w), len(va), len(val_w))
     t0 = time.time()
-    tr_cache, va_cache = load_preprocessed(tr), load_preprocessed(va)
-    page_cache = load_page_copies(tr, cfg.page_copies, cfg.seed) if cfg.page_copies else None
+    tr_cache, va_cache = load_preprocessed(tr, cfg.ink_mask), load_preprocessed(va, cfg.ink_mask)
+    page_cache = load_page_copies(tr, cfg.page_copies, cfg.seed, cfg.ink_mask) if cfg.page_copies else None
     log.info("preprocessed in %.0f s", time.time() - t0)
     # the contrastive loss compares signers (a person's one signature); the split above is by person
     writer_index = {w: i for i, w in enumerate(sorted({s.signer for s in tr}))}

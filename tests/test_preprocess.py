@@ -4,7 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.preprocess import INPUT_SIZE, hysteresis_mask, otsu_mask, preprocess_signature
+from transforms.preprocess import (
+    INK_MASKS,
+    INPUT_SIZE,
+    flat_and_ink,
+    hysteresis_mask,
+    ink_mask,
+    otsu_mask,
+    preprocess_signature,
+    remove_specks,
+)
 from transforms.synth_signature import draw_signature, make_style
 
 STYLE = make_style(np.random.default_rng(0))
@@ -173,3 +182,21 @@ def test_hysteresis_without_a_weak_share_is_otsu():
     thr_mask = hysteresis_mask(img, weak_share=0.0)
     assert np.array_equal(thr_mask, otsu_mask(img))
     assert hysteresis_mask(img).sum() >= thr_mask.sum()
+
+
+def test_ink_mask_otsu_drops_the_faint_end_that_hysteresis_keeps():
+    """``ink='otsu'`` (SigNet training's default) is Otsu's dark class alone: the faint end of a stroke
+    that the default hysteresis mask keeps is dropped, so the preprocessed ink is shorter."""
+    img = np.full((120, 300), 255, np.uint8)
+    img[48:56, 20:280] = np.linspace(30, 200, 260).astype(np.uint8)[None, :]
+    assert np.array_equal(ink_mask(img, "otsu"), remove_specks(otsu_mask(img)))
+    assert ink_mask(img, "hysteresis").sum() > ink_mask(img, "otsu").sum()
+    assert np.array_equal(preprocess_signature(img), preprocess_signature(img, ink="hysteresis"))
+    g_h, g_o = (flat_and_ink(img, kind)[1] for kind in INK_MASKS)
+    assert np.flatnonzero(g_h.any(0))[-1] > np.flatnonzero(g_o.any(0))[-1] + 15  # the faint end is the difference
+    assert not np.array_equal(preprocess_signature(img, ink="otsu"), preprocess_signature(img))
+
+
+def test_unknown_ink_mask_is_named():
+    with pytest.raises(ValueError, match="'canny'"):
+        preprocess_signature(sig(), ink="canny")

@@ -100,9 +100,9 @@ def test_train_with_page_copies(tmp_path, capsys, monkeypatch):
     made = []
     real = train_signet.load_page_copies
 
-    def spy(samples, copies, seed):
-        made.append((len(samples), copies, seed))
-        return real(samples, copies, seed)
+    def spy(samples, copies, seed, ink):
+        made.append((len(samples), copies, seed, ink))
+        return real(samples, copies, seed, ink)
 
     monkeypatch.setattr(train_signet, "load_page_copies", spy)
     manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
@@ -113,4 +113,39 @@ def test_train_with_page_copies(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["page_copies"] == 2 and config["page_share"] == 0.7
-    assert len(made) == 1 and made[0][1:] == (2, 3) and made[0][0] > 0
+    assert len(made) == 1 and made[0][1:] == (2, 3, "otsu") and made[0][0] > 0
+
+
+def test_ink_mask_of_the_training_images_is_chosen_recorded_and_used(tmp_path, capsys, monkeypatch):
+    """--ink-mask reaches every training-side preprocessing (caches, page copies, whitening at export) and
+    the config; the default is otsu (the shipped members' masks), and a config.json from before the option
+    reads as otsu."""
+    import models.data as data
+    import models.export as export
+    import models.train_signet as train_signet
+
+    used = []
+    real = data.load_preprocessed
+
+    def spy(samples, ink="hysteresis"):
+        used.append(ink)
+        return real(samples, ink)
+
+    monkeypatch.setattr(train_signet, "load_preprocessed", spy)
+    monkeypatch.setattr(export, "load_preprocessed", spy)
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    for mask in ("hysteresis", None):
+        out = tmp_path / f"run_{mask}"
+        main(["--manifest", str(manifest), "--out", str(out), "--threads", "1", "--steps", "1", "--eval-every", "1",
+              "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction", "0.5",
+              "--export-to", str(tmp_path / f"{mask}.safetensors"), *(["--ink-mask", mask] if mask else [])])
+        capsys.readouterr()
+        expected = mask or "otsu"
+        assert used == [expected] * 3 and json.loads((out / "config.json").read_text())["ink_mask"] == expected
+        used.clear()
+    raw = json.loads((tmp_path / "run_None" / "config.json").read_text())
+    del raw["ink_mask"]
+    (tmp_path / "run_None" / "config.json").write_text(json.dumps(raw))
+    assert train_signet.load_config(tmp_path / "run_None").ink_mask == "otsu"
+    with pytest.raises(SystemExit):
+        main(["--manifest", str(manifest), "--out", str(tmp_path / "bad"), "--ink-mask", "canny"])
