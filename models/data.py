@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from transforms.degrade import page_rendering
-from transforms.preprocess import INPUT_SIZE, check_ink_mask, preprocess_signature
+from transforms.preprocess import DEFAULT_INK_MASK, INPUT_SIZE, check_ink_mask, preprocess_signature
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,13 @@ def load_gray(path: Path) -> np.ndarray:
     return img
 
 
-def preprocessed_uint8(image: np.ndarray, ink: str = "hysteresis") -> np.ndarray:
+def preprocessed_uint8(image: np.ndarray, ink: str = DEFAULT_INK_MASK) -> np.ndarray:
     """``preprocess_signature`` (with the ``ink`` mask) stored as ``(155, 220) uint8`` (0..255 = 0..1), as the
     training caches hold it."""
     return np.round(preprocess_signature(image, ink=ink) * 255.0).astype(np.uint8)
 
 
-def load_preprocessed(samples: Sequence[Sample], ink: str = "hysteresis") -> np.ndarray:
+def load_preprocessed(samples: Sequence[Sample], ink: str = DEFAULT_INK_MASK) -> np.ndarray:
     """Preprocess every sample once (``ink``: the ink mask, ``transforms.preprocess.INK_MASKS``):
     ``(N, 155, 220) uint8`` (0..255 = 0..1), kept in memory."""
     check_ink_mask(ink)
@@ -179,7 +179,7 @@ def load_preprocessed(samples: Sequence[Sample], ink: str = "hysteresis") -> np.
     return out
 
 
-def load_page_copies(samples: Sequence[Sample], copies: int, seed: int, ink: str = "hysteresis") -> np.ndarray:
+def load_page_copies(samples: Sequence[Sample], copies: int, seed: int, ink: str = DEFAULT_INK_MASK) -> np.ndarray:
     """``copies`` page-like versions of every sample, preprocessed once: ``(copies, N, 155, 220) uint8``.
 
     Copy ``c`` of sample ``i`` is ``transforms.degrade.page_rendering`` seeded ``[seed, c, i]``, so a run's

@@ -41,6 +41,7 @@ WEAK_SHARE = 0.5
 # the hysteresis mask at inference and 23.7 % with Otsu's; the mask in training made no difference step for
 # step; SigNet card: preprocessing_generalization_20261201).
 INK_MASKS = ("hysteresis", "otsu")
+DEFAULT_INK_MASK = "hysteresis"
 # Margin around the ink on the canvas, as a fraction of the canvas side.
 CANVAS_MARGIN = 0.04
 
@@ -146,7 +147,7 @@ def check_ink_mask(kind: str) -> str:
     return kind
 
 
-def ink_mask(flat: np.ndarray, kind: str = "hysteresis") -> np.ndarray:
+def ink_mask(flat: np.ndarray, kind: str = DEFAULT_INK_MASK) -> np.ndarray:
     """Ink of a flattened ``(H, W) uint8`` image (ink dark) -> ``(H, W) bool``.
 
     A first Otsu pass finds frame lines at the sides; the ink inside the frame is then found by
@@ -183,7 +184,7 @@ def center_on_canvas(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
-def flat_and_ink(image: np.ndarray, kind: str = "hysteresis") -> tuple[np.ndarray, np.ndarray] | None:
+def flat_and_ink(image: np.ndarray, kind: str = DEFAULT_INK_MASK) -> tuple[np.ndarray, np.ndarray] | None:
     """``(flat, mask)`` of a crop: the flattened ``(H, W) uint8`` image (ink dark) and its ink
     ``(H, W) bool`` (``ink_mask`` of ``kind``); None for crops without ink (blank, too small or too faint)."""
     gray = to_gray(image)
@@ -218,7 +219,7 @@ def geometry_of(flat: np.ndarray, mask: np.ndarray) -> InkGeometry:
 
 
 def preprocess_signature(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE,
-                         ink: str = "hysteresis") -> np.ndarray:
+                         ink: str = DEFAULT_INK_MASK) -> np.ndarray:
     """A signature crop -> the network input: ``(size[0], size[1]) float32`` in 0..1, ink bright.
 
     ``image``: ``(H, W)`` or ``(H, W, 3)`` uint8, ink dark on light paper as scanned (a light-on-dark
