@@ -7,6 +7,9 @@ Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, se
 - ``signet``: the paper's table (conv1 stride 1, local response normalization).
 - ``signet_s4``: the authors' released variant: conv1 stride 4 and BatchNorm instead of LRN
   (about 6.5 M parameters, about 0.5 GMAC per image): the CPU default.
+- ``signet_s4x2``, ``signet_s4x3``: ensembles of separately trained ``signet_s4`` (``EmbedderEnsemble``).
+- ``signet_s4x2_hog``: ``signet_s4x2`` with an untrained shape feature beside it
+  (``models.hog.GradientHistogram``), assembled by ``models.attach_hog``.
 """
 from __future__ import annotations
 
@@ -112,11 +115,18 @@ def _signet_s4_ensemble(n: int) -> Callable[[], nn.Module]:
     return lambda: EmbedderEnsemble([_signet_s4() for _ in range(n)])
 
 
+def _signet_s4x2_hog() -> nn.Module:
+    from models.hog import GradientHistogram  # models.hog imports this module's INPUT_SHAPE
+
+    return EmbedderEnsemble([_signet_s4(), _signet_s4(), GradientHistogram()])
+
+
 EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet": _signet,
     "signet_s4": _signet_s4,
     "signet_s4x2": _signet_s4_ensemble(2),
     "signet_s4x3": _signet_s4_ensemble(3),
+    "signet_s4x2_hog": _signet_s4x2_hog,
 }
 
 

@@ -1,0 +1,122 @@
+"""Put the untrained shape feature (``models.hog.GradientHistogram``) beside a trained ``signet_s4x2``.
+
+    python -m models.attach_hog --weights models/weights/signet_default.safetensors --out NEW.safetensors
+        [--manifest M.csv] [--weight 1.0]
+
+The new embedder is ``signet_s4x2_hog``: the two SigNet members unchanged and the gradient histogram as a
+third member of the ``EmbedderEnsemble``, so a query's squared distance to a signer's references is
+SigNet's plus the histogram's, scaled. The scale is not tuned on validation writers: it makes the two
+parts' median genuine-query distances equal on the card's *training* writers (the protocol with the card's
+K), times ``--weight`` (1: equal say). The card is copied with the new ``arch``, ``gradient_histogram``
+(scale, how it was set, the medians) and a new ``model_version``; its calibration is still the old
+one, so run ``python -m models.recalibrate --weights NEW --clean --write`` next.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.data import load_gray, read_manifest
+from models.embed import embed_images
+from models.evaluate import protocol_scores, select_samples
+from models.export import file_sha256
+from models.hog import GradientHistogram
+from models.signet import EmbedderEnsemble
+from models.verification import reference_score
+
+log = logging.getLogger(__name__)
+
+ARCH = "signet_s4x2_hog"
+
+
+def median_genuine_distance(samples: Sequence, embeddings: np.ndarray, k: int, rule: str) -> float:
+    """Median writer-level distance of the protocol's genuine queries (``models.evaluate.protocol_scores``)."""
+    scores = protocol_scores(samples, embeddings, k, rule=rule)
+    if not scores.genuine.size:
+        raise ValueError("no genuine queries: every signer needs more than one genuine image")
+    return float(np.median(scores.genuine))
+
+
+def hog_scale(signet: torch.nn.Module, samples: Sequence, k: int, rule: str, weight: float = 1.0,
+              batch_size: int = 64) -> tuple[float, dict[str, float]]:
+    """``(scale, medians)``: ``weight`` times the ratio of SigNet's median genuine distance to the (unscaled)
+    gradient histogram's on ``samples``."""
+    if weight <= 0:
+        raise ValueError(f"weight must be > 0, got {weight}")
+    images = [load_gray(s.path) for s in samples]
+    signet_d = median_genuine_distance(samples, embed_images(signet, images, batch_size), k, rule)
+    hog_d = median_genuine_distance(samples, embed_images(GradientHistogram().eval(), images, batch_size), k, rule)
+    if hog_d <= 0:
+        raise ValueError(f"median gradient-histogram distance is {hog_d}: cannot scale it")
+    return weight * signet_d / hog_d, {"signet": signet_d, "gradient_histogram": hog_d}
+
+
+def with_hog(signet: EmbedderEnsemble, scale: float) -> EmbedderEnsemble:
+    """``signet``'s members and a ``GradientHistogram(scale=scale)`` as one ensemble (members shared)."""
+    return EmbedderEnsemble([*signet.members, GradientHistogram(scale=scale)])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m models.attach_hog", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", type=Path, default=None, help="signet_s4x2 safetensors (default: the shipped one)")
+    p.add_argument("--out", type=Path, required=True, help="where to write the signet_s4x2_hog safetensors and card")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="signature manifest (default: the card's data.manifest)")
+    p.add_argument("--weight", type=float, default=1.0,
+                   help="the histogram's say: its median genuine distance is made this many times SigNet's")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from models.weights import default_weights_path, load_embedder, save_embedder
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    a = parse_args(argv)
+    weights = a.weights or default_weights_path()
+    model, card = load_embedder(weights, "cpu")
+    if card.get("arch") != "signet_s4x2":
+        raise SystemExit(f"{weights}: arch {card.get('arch')!r}, expected 'signet_s4x2'")
+    manifest = a.manifest or Path(card["data"]["manifest"])
+    if not manifest.is_file():
+        raise SystemExit(f"no signature manifest at {manifest}: pass --manifest")
+    k = int(card["validation"]["references_per_writer"])
+    rule = reference_score(card)
+    train = select_samples(read_manifest(manifest), card, "train", None, None)
+    log.info("scaling the gradient histogram on %d training images", len(train))
+    scale, medians = hog_scale(model, train, k, rule, a.weight)
+    out_model = with_hog(model, scale)
+    dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
+    new: dict[str, Any] = {key: value for key, value in card.items() if key not in ("weights_sha256",)}
+    hog = out_model.members[-1]
+    new.update(
+        arch=ARCH, embedding_dim=int(out_model.embedding_dim),
+        gradient_histogram={
+            "module": "models.hog.GradientHistogram", "grid": list(hog.grid), "bins": hog.bins,
+            "scale": scale, "weight": a.weight, "median_genuine_distance_train": medians,
+            "scale_rule": "weight x SigNet's median genuine-query distance / the histogram's, on the card's "
+                          f"{len(train)} training images (protocol K={k}); never tuned on validation writers",
+            "signet_model_version": card["model_version"],
+            "command": "python -m models.attach_hog " + " ".join(sys.argv[1:] if argv is None else argv)},
+        score=card.get("score", "") + "; plus the scaled gradient histogram's squared distance (models.hog)",
+    )
+    save_embedder(out_model, new, a.out, dtype)
+    sha = file_sha256(a.out)
+    stamp = dt.datetime.now(dt.timezone.utc)
+    new.update(weights_sha256=sha, model_version=f"{ARCH}-{stamp:%Y%m%d}-{sha[:8]}",
+               created=stamp.isoformat(timespec="seconds"))
+    save_embedder(out_model, new, a.out, dtype)  # same tensors: the hash above stays true
+    log.info("wrote %s (%s, scale %.5f); calibrate it with models.recalibrate --clean --write", a.out,
+             new["model_version"], scale)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
