@@ -14,7 +14,6 @@ one, so run ``python -m models.recalibrate --weights NEW --clean --write`` next.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,12 +24,13 @@ import numpy as np
 import torch
 
 from models.data import load_gray, read_manifest
-from models.embed import embed_images
+from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, select_samples
-from models.export import file_sha256
+from models.export import write_weights_and_card
 from models.hog import GradientHistogram
 from models.signet import EmbedderEnsemble
 from models.verification import reference_score
+from transforms.preprocess import preprocess_signature
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def hog_scale(signet: torch.nn.Module, samples: Sequence, k: int, rule: str, wei
     gradient histogram's on ``samples``."""
     if weight <= 0:
         raise ValueError(f"weight must be > 0, got {weight}")
-    images = [load_gray(s.path) for s in samples]
-    signet_d = median_genuine_distance(samples, embed_images(signet, images, batch_size), k, rule)
-    hog_d = median_genuine_distance(samples, embed_images(GradientHistogram().eval(), images, batch_size), k, rule)
+    pre = [preprocess_signature(load_gray(s.path)) for s in samples]  # once, for both embedders
+    signet_d = median_genuine_distance(samples, embed_preprocessed(signet, pre, batch_size), k, rule)
+    hog_d = median_genuine_distance(samples, embed_preprocessed(GradientHistogram().eval(), pre, batch_size), k, rule)
     if hog_d <= 0:
         raise ValueError(f"median gradient-histogram distance is {hog_d}: cannot scale it")
     return weight * signet_d / hog_d, {"signet": signet_d, "gradient_histogram": hog_d}
@@ -76,7 +76,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from models.weights import default_weights_path, load_embedder, save_embedder
+    from models.weights import default_weights_path, load_embedder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
@@ -94,10 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale, medians = hog_scale(model, train, k, rule, a.weight)
     out_model = with_hog(model, scale)
     dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
-    new: dict[str, Any] = {key: value for key, value in card.items() if key not in ("weights_sha256",)}
+    # the old card's fields, less those write_weights_and_card derives from the new weights
+    derived = ("arch", "model_version", "weights_sha256", "embedding_dim", "parameters", "created")
+    fields: dict[str, Any] = {key: value for key, value in card.items() if key not in derived}
     hog = out_model.members[-1]
-    new.update(
-        arch=ARCH, embedding_dim=int(out_model.embedding_dim),
+    fields.update(
         gradient_histogram={
             "module": "models.hog.GradientHistogram", "grid": list(hog.grid), "bins": hog.bins,
             "scale": scale, "weight": a.weight, "median_genuine_distance_train": medians,
@@ -107,12 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python -m models.attach_hog " + " ".join(sys.argv[1:] if argv is None else argv)},
         score=card.get("score", "") + "; plus the scaled gradient histogram's squared distance (models.hog)",
     )
-    save_embedder(out_model, new, a.out, dtype)
-    sha = file_sha256(a.out)
-    stamp = dt.datetime.now(dt.timezone.utc)
-    new.update(weights_sha256=sha, model_version=f"{ARCH}-{stamp:%Y%m%d}-{sha[:8]}",
-               created=stamp.isoformat(timespec="seconds"))
-    save_embedder(out_model, new, a.out, dtype)  # same tensors: the hash above stays true
+    new = write_weights_and_card(out_model, ARCH, a.out, fields, dtype, rule)
     log.info("wrote %s (%s, scale %.5f); calibrate it with models.recalibrate --clean --write", a.out,
              new["model_version"], scale)
     return 0

@@ -141,3 +141,27 @@ def test_real_signature_preprocessed_features_are_finite():
     x = torch.from_numpy(preprocess_signature(img))[None, None]
     out = GradientHistogram()(x)
     assert torch.isfinite(out).all() and float(out.abs().sum()) > 1
+
+
+def test_attach_hog_cli_writes_a_loadable_card(tmp_path):
+    from models.attach_hog import main
+    from models.export import file_sha256
+
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50)
+    writers = sorted({s.writer for s in read_manifest(manifest)})
+    torch.manual_seed(0)
+    base = save_embedder(build_embedder("signet_s4x2").eval(),
+                         {"arch": "signet_s4x2", "model_version": "signet_s4x2-test", "storage_dtype": "float16",
+                          "data": {"manifest": str(manifest), "train_writers": writers},
+                          "validation": {"references_per_writer": 2}, "score": "centroid distance"},
+                         tmp_path / "base.safetensors", torch.float16)
+    out = tmp_path / "hog.safetensors"
+    assert main(["--weights", str(base), "--out", str(out)]) == 0
+    model, card = load_embedder(out)
+    assert card["arch"] == "signet_s4x2_hog" and card["weights_sha256"] == file_sha256(out)
+    assert card["model_version"].startswith("signet_s4x2_hog-") and card["embedding_dim"] == 256 + 288
+    assert card["gradient_histogram"]["signet_model_version"] == "signet_s4x2-test"
+    assert math.isclose(float(model.members[2].scale), card["gradient_histogram"]["scale"], rel_tol=1e-3)  # float16
+    assert card["score"].startswith("centroid distance; plus")
+    with pytest.raises(SystemExit, match="expected 'signet_s4x2'"):
+        main(["--weights", str(out), "--out", str(tmp_path / "again.safetensors")])
