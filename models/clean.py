@@ -31,12 +31,43 @@ UPSCALES = ("image", "removal")
 
 def cleaning_options(card: dict[str, Any]) -> dict[str, Any]:
     """``clean_images`` keyword arguments a cleaner's card sets: ``max_side`` (default 256),
-    ``remove_only`` (default False), ``upscale`` (default 'image'), ``remove_lines`` (default None)."""
+    ``remove_only`` (default False), ``upscale`` (default 'image'), ``remove_lines`` (default None),
+    ``restore_ink_below`` (default None)."""
     upscale = card.get("upscale", "image")
     if upscale not in UPSCALES:
         raise ValueError(f"cleaner card upscale must be one of {UPSCALES}, got {upscale!r}")
     return {"max_side": card.get("max_side", 256), "remove_only": bool(card.get("remove_only", False)),
-            "upscale": upscale, "remove_lines": card.get("remove_lines")}
+            "upscale": upscale, "remove_lines": card.get("remove_lines"),
+            "restore_ink_below": card.get("restore_ink_below")}
+
+
+def _ink(before: np.ndarray) -> np.ndarray:
+    """Otsu's ink pixels of an ``(H, W) uint8`` crop (ink dark), as a boolean mask."""
+    t, _ = cv2.threshold(before, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return before <= t
+
+
+def removed_ink_share(before: np.ndarray, after: np.ndarray) -> float:
+    """Share of the ink of ``before`` that cleaning took away in ``after`` (both ``(H, W) uint8``, ink dark):
+    over the pixels Otsu calls ink in ``before``, the summed lightening ``max(after - before, 0)`` over the
+    summed darkness ``255 - before``. 0 when nothing is ink. Measured on the ink only, so that a scan's grey
+    paper that cleaning whitens does not count."""
+    if before.shape != after.shape:
+        raise ValueError(f"shapes differ: {before.shape} vs {after.shape}")
+    ink = _ink(before)
+    b = before[ink].astype(np.float32)
+    dark = float((255.0 - b).sum())
+    if dark <= 0.0:
+        return 0.0
+    return float(np.clip(after[ink].astype(np.float32) - b, 0.0, None).sum() / dark)
+
+
+def restore_ink(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``after`` with the pixels Otsu calls ink in ``before`` put back as they were in ``before``: the
+    cleaning of the paper around them (speckle, shading, grey) stays."""
+    if before.shape != after.shape:
+        raise ValueError(f"shapes differ: {before.shape} vs {after.shape}")
+    return np.where(_ink(before), before, after)
 
 
 def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
@@ -93,7 +124,8 @@ def _remove_share(small: np.ndarray, cleaned: np.ndarray, full: np.ndarray) -> n
 
 def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | torch.device = "cpu",
                  max_side: int | None = 256, batch_size: int = 16, remove_only: bool = False,
-                 upscale: str = "image", remove_lines: float | None = None) -> list[np.ndarray]:
+                 upscale: str = "image", remove_lines: float | None = None,
+                 restore_ink_below: float | None = None) -> list[np.ndarray]:
     """Clean ``(H, W) uint8`` crops (ink dark) -> a list of ``(H, W) uint8`` crops of the same sizes.
 
     ``remove_lines`` (the card's ``remove_lines``): before the generator, ruled lines at least this share
@@ -115,6 +147,11 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
     share from the full-size input, ``input + share x (255 - input)``: where the generator changed
     nothing, the signature keeps its full-resolution strokes instead of their blurred, lighter upscale.
     At the working scale both give ``max(cleaned, input)``.
+
+    ``restore_ink_below`` (the card's ``restore_ink_below``): a crop whose cleaning (line removal included)
+    took away less than this share of its ink (``removed_ink_share``) gets its ink back as it came
+    (``restore_ink``), keeping only the cleaning of its paper: a clean signature gains nothing from the
+    generator and may lose faint strokes to it. None = never.
     """
     if upscale not in UPSCALES:
         raise ValueError(f"upscale must be one of {UPSCALES}, got {upscale!r}")
@@ -122,8 +159,11 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_side is not None and max_side < 8:
         raise ValueError(f"max_side must be >= 8 or None, got {max_side}")
+    if restore_ink_below is not None and not 0.0 <= restore_ink_below <= 1.0:
+        raise ValueError(f"restore_ink_below must be a share in [0, 1] or None, got {restore_ink_below}")
     for i, img in enumerate(images):
         _check(img, i)
+    originals = list(images)
     if remove_lines is not None:
         images = [remove_ruled_lines(img, remove_lines) for img in images]
     work = [_shrink(img, max_side) for img in images]
@@ -147,4 +187,8 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
                 if (h, w) != (oh, ow):
                     res = cv2.resize(res, (ow, oh), interpolation=cv2.INTER_CUBIC)
                 out[i] = np.maximum(res, images[i]) if remove_only else np.ascontiguousarray(res)
-    return [o for o in out if o is not None]
+    done = [o for o in out if o is not None]
+    if restore_ink_below is None:
+        return done
+    return [restore_ink(orig, o) if removed_ink_share(orig, o) < restore_ink_below else o
+            for orig, o in zip(originals, done, strict=True)]

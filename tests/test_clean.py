@@ -120,7 +120,8 @@ def test_removal_share_takes_away_what_the_generator_took_away():
     out = _remove_share(small, cleaned, full)
     assert out.shape == full.shape and np.all(out >= full)
     assert out[0, 0] == 255 and out[3, 3] == 255 and out[0, 3] == 100  # corners: wiped, paper, kept
-    assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image", "remove_lines": None}
+    assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image", "remove_lines": None,
+                                    "restore_ink_below": None}
     assert cleaning_options({"remove_lines": 0.6})["remove_lines"] == 0.6
     assert cleaning_options({"max_side": 128, "remove_only": True, "upscale": "removal"})["upscale"] == "removal"
     with pytest.raises(ValueError, match="upscale"):
@@ -137,3 +138,67 @@ def test_remove_lines_erases_the_ruled_line_before_the_generator():
     assert as_is[50:52, :100].max() <= 200  # the identity generator leaves the line (half-tone after its strides)
     assert lined[50:52, :100].min() >= 240 and lined[50:52, 200:].min() >= 240  # erased to the paper's level
     np.testing.assert_array_equal(lined[20:60, 140:143], as_is[20:60, 140:143])  # the crossing stroke stays
+
+
+class _Lighten(torch.nn.Module):
+    """A stand-in generator that lightens every pixel by ``step`` (of the [-1, 1] range)."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x + self.step, -1.0, 1.0)
+
+
+def _signature_like() -> np.ndarray:
+    img = np.full((60, 160), 245, np.uint8)  # grey paper
+    img[20:40, 30:130] = 20  # the ink
+    return img
+
+
+def test_removed_ink_share_counts_the_ink_not_the_paper():
+    from models.clean import removed_ink_share
+    img = _signature_like()
+    whitened_paper = np.where(img > 128, 255, img).astype(np.uint8)
+    assert removed_ink_share(img, whitened_paper) == 0.0  # the grey paper whitened: no ink removed
+    half = img.copy()
+    half[20:40, 30:80] = 255  # half of the ink wiped
+    assert removed_ink_share(img, half) == pytest.approx(0.5)
+    assert removed_ink_share(img, np.full_like(img, 255)) == pytest.approx(1.0)
+    assert removed_ink_share(np.full((5, 5), 255, np.uint8), np.full((5, 5), 255, np.uint8)) == 0.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        removed_ink_share(img, img[:10])
+
+
+def test_restore_ink_puts_back_only_the_ink():
+    from models.clean import restore_ink
+    img = _signature_like()
+    after = np.full_like(img, 255)  # everything wiped, the grey paper whitened
+    out = restore_ink(img, after)
+    np.testing.assert_array_equal(out[20:40, 30:130], img[20:40, 30:130])  # the ink as it came
+    assert out[:20].min() == 255 and out[40:].min() == 255  # the paper keeps its cleaning
+    with pytest.raises(ValueError, match="shapes differ"):
+        restore_ink(img, after[:10])
+
+
+def test_restore_ink_below_gives_back_the_ink_of_crops_the_cleaner_barely_touched():
+    img = _signature_like()
+    light = _Lighten(0.1).eval()  # takes about 5 % of the ink's darkness, lightens the paper too
+    touched = clean_images(light, [img], max_side=None, remove_only=True)[0]
+    assert not np.array_equal(touched[20:40, 30:130], img[20:40, 30:130])
+    gated = clean_images(light, [img], max_side=None, remove_only=True, restore_ink_below=0.08)[0]
+    np.testing.assert_array_equal(gated[20:40, 30:130], img[20:40, 30:130])  # the ink back
+    np.testing.assert_array_equal(gated[:20], touched[:20])  # the paper's cleaning kept
+    np.testing.assert_array_equal(
+        clean_images(light, [img], max_side=None, remove_only=True, restore_ink_below=0.02)[0], touched)
+    wipe = _Lighten(2.0).eval()  # takes all of it: never given back
+    assert clean_images(wipe, [img], max_side=None, restore_ink_below=0.5)[0].min() == 255
+    with pytest.raises(ValueError, match="restore_ink_below"):
+        clean_images(light, [img], restore_ink_below=1.5)
+
+
+def test_cleaning_options_pass_the_cards_ink_gate():
+    from models.clean import cleaning_options
+    assert cleaning_options({})["restore_ink_below"] is None
+    assert cleaning_options({"restore_ink_below": 0.04})["restore_ink_below"] == 0.04

@@ -6,6 +6,10 @@ pipeline finds the signature on the rendered page and crops it again, so the fig
 little). Skips where ``../shared/data`` is absent.
 
 Known gap (strict xfail: the test fails the day the pipeline agrees, so that the mark is removed):
+measured 2026-12-02 with the shipped shape-histogram SigNet and the cleaner's ink gate, pipeline against
+evaluation: genuine 0.141 / 0.136, 0.432 / 0.146, 0.173 / 0.164, 0.205 / 0.193; forged 0.263 / 0.217,
+0.504 / 0.553, 0.255 / 0.220, 1.013 / 0.660 (six of eight within 0.05, mean gap 0.099; nl018's genuine
+and nl023's forgery are the two far off). With the SigNet before the histogram,
 measured 2026-11-30 with the default cleaning, pipeline against evaluation (writers nl013, nl018, nl022,
 nl023), genuine 0.100 / 0.105, 0.416 / 0.093, 0.133 / 0.130, 0.183 / 0.168; forged 0.234 / 0.173,
 0.473 / 0.533, 0.228 / 0.183, 1.004 / 0.644 (four of eight within 0.05, mean gap 0.109), since the
