@@ -21,6 +21,7 @@ from torch import nn
 from models.cyclegan import build_generator, clean_batch
 from models.weights import WEIGHTS_DIR, load_card, load_model_file, save_model_file, write_card
 from transforms.lines import remove_ruled_lines
+from transforms.preprocess import otsu_mask
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,12 @@ def cleaning_options(card: dict[str, Any]) -> dict[str, Any]:
             "restore_ink_below": card.get("restore_ink_below")}
 
 
-def _ink(before: np.ndarray) -> np.ndarray:
-    """Otsu's ink pixels of an ``(H, W) uint8`` crop (ink dark), as a boolean mask."""
-    t, _ = cv2.threshold(before, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return before <= t
-
-
-def removed_ink_share(before: np.ndarray, after: np.ndarray) -> float:
-    """Share of the ink of ``before`` that cleaning took away in ``after`` (both ``(H, W) uint8``, ink dark):
-    over the pixels Otsu calls ink in ``before``, the summed lightening ``max(after - before, 0)`` over the
-    summed darkness ``255 - before``. 0 when nothing is ink. Measured on the ink only, so that a scan's grey
-    paper that cleaning whitens does not count."""
+def _check_pair(before: np.ndarray, after: np.ndarray) -> None:
     if before.shape != after.shape:
         raise ValueError(f"shapes differ: {before.shape} vs {after.shape}")
-    ink = _ink(before)
+
+
+def _removed_share(before: np.ndarray, after: np.ndarray, ink: np.ndarray) -> float:
     b = before[ink].astype(np.float32)
     dark = float((255.0 - b).sum())
     if dark <= 0.0:
@@ -62,12 +55,26 @@ def removed_ink_share(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.clip(after[ink].astype(np.float32) - b, 0.0, None).sum() / dark)
 
 
+def removed_ink_share(before: np.ndarray, after: np.ndarray) -> float:
+    """Share of the ink of ``before`` that cleaning took away in ``after`` (both ``(H, W) uint8``, ink dark):
+    over the pixels Otsu calls ink in ``before`` (``transforms.preprocess.otsu_mask``), the summed lightening
+    ``max(after - before, 0)`` over the summed darkness ``255 - before``. 0 when nothing is ink. Measured on
+    the ink only, so that a scan's grey paper that cleaning whitens does not count."""
+    _check_pair(before, after)
+    return _removed_share(before, after, otsu_mask(before))
+
+
 def restore_ink(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """``after`` with the pixels Otsu calls ink in ``before`` put back as they were in ``before``: the
     cleaning of the paper around them (speckle, shading, grey) stays."""
-    if before.shape != after.shape:
-        raise ValueError(f"shapes differ: {before.shape} vs {after.shape}")
-    return np.where(_ink(before), before, after)
+    _check_pair(before, after)
+    return np.where(otsu_mask(before), before, after)
+
+
+def _gate_ink(before: np.ndarray, after: np.ndarray, below: float) -> np.ndarray:
+    """``restore_ink`` when ``removed_ink_share`` is under ``below``, else ``after``; one Otsu mask for both."""
+    ink = otsu_mask(before)
+    return np.where(ink, before, after) if _removed_share(before, after, ink) < below else after
 
 
 def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
@@ -190,5 +197,4 @@ def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | t
     done = [o for o in out if o is not None]
     if restore_ink_below is None:
         return done
-    return [restore_ink(orig, o) if removed_ink_share(orig, o) < restore_ink_below else o
-            for orig, o in zip(originals, done, strict=True)]
+    return [_gate_ink(orig, o, restore_ink_below) for orig, o in zip(originals, done, strict=True)]
