@@ -121,7 +121,7 @@ def test_removal_share_takes_away_what_the_generator_took_away():
     assert out.shape == full.shape and np.all(out >= full)
     assert out[0, 0] == 255 and out[3, 3] == 255 and out[0, 3] == 100  # corners: wiped, paper, kept
     assert cleaning_options({}) == {"max_side": 256, "remove_only": False, "upscale": "image", "remove_lines": None,
-                                    "restore_ink_below": None}
+                                    "restore_ink_below": None, "removal_remap": None}
     assert cleaning_options({"remove_lines": 0.6})["remove_lines"] == 0.6
     assert cleaning_options({"max_side": 128, "remove_only": True, "upscale": "removal"})["upscale"] == "removal"
     with pytest.raises(ValueError, match="upscale"):
@@ -202,3 +202,42 @@ def test_cleaning_options_pass_the_cards_ink_gate():
     from models.clean import cleaning_options
     assert cleaning_options({})["restore_ink_below"] is None
     assert cleaning_options({"restore_ink_below": 0.04})["restore_ink_below"] == 0.04
+
+
+def test_remap_removal_makes_each_pixels_removal_decisive():
+    from models.clean import remap_removal
+    before = np.array([[0, 0, 0, 100, 255]], np.uint8)
+    # removed shares 0.2 (paled), 0.4 (half-way), 0.6 (mostly), 0.0 (kept), paper
+    after = np.array([[51, 102, 153, 100, 255]], np.uint8)
+    out = remap_removal(before, after, 0.3, 0.5)
+    assert out[0, 0] == 0  # paled under low: its ink as it came
+    assert abs(int(out[0, 1]) - 128) <= 1  # in the middle of (low, high): half its darkness taken
+    assert out[0, 2] == 255  # mostly removed: entirely
+    assert out[0, 3] == 100 and out[0, 4] == 255
+    assert np.array_equal(remap_removal(before, before, 0.3, 0.5), before)  # nothing removed, nothing changed
+    darker = np.zeros_like(before)
+    assert np.array_equal(remap_removal(before, darker, 0.3, 0.5), before)  # darkening is never taken up
+    with pytest.raises(ValueError, match="shapes differ"):
+        remap_removal(before, after[:, :3], 0.3, 0.5)
+
+
+def test_removal_remap_gives_the_paled_ink_back_and_finishes_what_the_generator_mostly_removed():
+    img = _signature_like()
+    light = _Lighten(0.1).eval()  # pales the ink by about 5 % of its darkness
+    touched = clean_images(light, [img], max_side=None, remove_only=True)[0]
+    assert touched[20:40, 30:130].min() > img[20:40, 30:130].max()
+    kept = clean_images(light, [img], max_side=None, remove_only=True, removal_remap=(0.3, 0.5))[0]
+    np.testing.assert_array_equal(kept[20:40, 30:130], img[20:40, 30:130])  # the paled ink as it came
+    assert kept[:20].min() == 255  # the grey paper, whitened entirely (its whole darkness taken), stays so
+    strong = _Lighten(1.0).eval()  # takes about half of the ink's darkness
+    gone = clean_images(strong, [img], max_side=None, remove_only=True, removal_remap=(0.3, 0.5))[0]
+    assert gone.min() == 255  # over high: removed entirely
+    with pytest.raises(ValueError, match="removal_remap"):
+        clean_images(light, [img], remove_only=True, removal_remap=(0.6, 0.4))
+    with pytest.raises(ValueError, match="remove_only"):
+        clean_images(light, [img], removal_remap=(0.3, 0.5))
+
+
+def test_cleaning_options_pass_the_cards_removal_remap():
+    from models.clean import cleaning_options
+    assert cleaning_options({"removal_remap": [0.3, 0.5]})["removal_remap"] == (0.3, 0.5)
