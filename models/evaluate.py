@@ -12,6 +12,10 @@ is ``writer_distances`` with the model card's ``reference_score`` rule (distance
 references, or to the nearest one), as in the pipeline. ``--on-pages digital|scanned`` scores the
 queries after a round trip through a synthetic contract page, the detector and the pipeline's crop
 (``models.evaluate_pages``); ``--noisy-queries`` adds document noise to the image files instead.
+
+How sure a figure is: ``eer_ci95`` resamples the signers (``metrics.signer_bootstrap``); ``--scores Q.npz``
+keeps each query's distance, and ``python -m models.evaluate compare A.npz B.npz`` compares two scorings of
+the same queries paired, signers resampled once for both.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import logging
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,30 @@ class ProtocolScores:
     random: np.ndarray
     n_writers: int
     n_writers_fewer_references: int
+    queries: QueryScores | None = None
+
+
+@dataclass(frozen=True)
+class QueryScores:
+    """Per query, in order: a key naming it (its manifest path, prefixed by the noise or page seed where
+    several scorings are pooled), its signer, whether it is a skilled forgery, and its distance to its own
+    signer's references. What signer bootstraps and paired comparisons (``compare``) need."""
+
+    keys: np.ndarray
+    signers: np.ndarray
+    forged: np.ndarray
+    distances: np.ndarray
+
+    def prefixed(self, prefix: str) -> QueryScores:
+        """The same scores with every key prefixed by ``prefix``."""
+        return QueryScores(np.char.add(prefix, self.keys.astype(str)), self.signers, self.forged, self.distances)
+
+    def skilled_sets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(genuine, genuine_signers, forged, forged_signers)``: the genuine queries of the signers that
+        have skilled forgeries and the forgeries, each with its signer (the figures ``eer`` uses)."""
+        with_forgeries = np.isin(self.signers, self.signers[self.forged])
+        g = ~self.forged & with_forgeries
+        return self.distances[g], self.signers[g], self.distances[self.forged], self.signers[self.forged]
 
 
 @dataclass(frozen=True)
@@ -113,9 +141,11 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
     gen_rows = d[~is_forged]
     other = np.ones_like(gen_rows, dtype=bool)
     other[np.arange(gen_rows.shape[0]), own[~is_forged]] = False
+    queries = QueryScores(np.array([samples[i].rel_path for i in query_idx], dtype=str),
+                          np.array(query_writer, dtype=str), is_forged, np.asarray(own_d, np.float64))
     return ProtocolScores(genuine=own_d[~is_forged], genuine_forged_writers=own_d[~is_forged & of_forged_writer],
                           skilled=own_d[is_forged], random=gen_rows[other],
-                          n_writers=len(refs), n_writers_fewer_references=int(fewer))
+                          n_writers=len(refs), n_writers_fewer_references=int(fewer), queries=queries)
 
 
 def query_row_scores(samples: Sequence[Sample], embeddings: np.ndarray, roles: ProtocolRoles, k: int,
@@ -134,16 +164,23 @@ def pool_scores(parts: Sequence[ProtocolScores]) -> ProtocolScores:
         raise ValueError("need at least one set of scores to pool")
     if len(parts) == 1:
         return parts[0]
+    queries = None
+    if all(x.queries is not None for x in parts):
+        queries = QueryScores(*(np.concatenate([getattr(x.queries, f) for x in parts])
+                                for f in ("keys", "signers", "forged", "distances")))
     return ProtocolScores(*(np.concatenate([getattr(x, f) for x in parts])
                             for f in ("genuine", "genuine_forged_writers", "skilled", "random")),
-                          n_writers=parts[0].n_writers, n_writers_fewer_references=parts[0].n_writers_fewer_references)
+                          n_writers=parts[0].n_writers, n_writers_fewer_references=parts[0].n_writers_fewer_references,
+                          queries=queries)
 
 
-def summarize(scores: ProtocolScores, calibration: Calibration | None) -> dict[str, Any]:
+def summarize(scores: ProtocolScores, calibration: Calibration | None, resamples: int = 0) -> dict[str, Any]:
     """EER / AUC / FAR / FRR figures of ``scores``.
 
     Skilled figures (``eer``, ``auc``, ``far``, ``frr``) use the genuine queries of the writers that have
     skilled forgeries; ``*_random`` figures use every genuine query against other writers' references.
+    ``resamples`` > 0 (and per-query scores at hand): ``eer_ci95``, the 95 % interval of the skilled EER
+    over that many bootstrap resamples of the signers (``metrics.signer_bootstrap``, seed 0).
     """
     gf = scores.genuine_forged_writers
     out: dict[str, Any] = {"n_writers": scores.n_writers, "n_genuine": int(scores.genuine.size),
@@ -155,6 +192,12 @@ def summarize(scores: ProtocolScores, calibration: Calibration | None) -> dict[s
     out["auc"] = metrics.auc(gf, scores.skilled) if gf.size and has_f else None
     out["eer_random"] = metrics.eer(scores.genuine, scores.random) if has_g and has_r else None
     out["auc_random"] = metrics.auc(scores.genuine, scores.random) if has_g and has_r else None
+    if resamples > 0 and scores.queries is not None and out["eer"] is not None:
+        g, gs, f, fs = scores.queries.skilled_sets()
+        lo, hi = metrics.interval(metrics.signer_bootstrap(g, f, gs, fs, resamples=resamples))
+        out["eer_ci95"] = [round(lo, 4), round(hi, 4)]
+        out["eer_ci95_method"] = (f"{resamples} bootstrap resamples of the {len(np.unique(np.concatenate([gs, fs])))} "
+                                  "signers with skilled forgeries (seed 0)")
     if calibration is not None:
         t = calibration.match
         out["match_threshold"] = t
@@ -192,6 +235,10 @@ def _add_verification(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--scores", type=Path, default=None,
+                   help="also write each query's distance to its signer's references here (.npz), for compare")
+    p.add_argument("--ci-resamples", type=int, default=1000,
+                   help="bootstrap resamples of the signers for eer_ci95 (0: no interval)")
 
 
 def select_samples(samples: Sequence[Sample], card: dict[str, Any], split: str, datasets: Sequence[str] | None,
@@ -212,6 +259,82 @@ def select_samples(samples: Sequence[Sample], card: dict[str, Any], split: str, 
     if not rows:
         raise ValueError("no manifest rows left after the split/dataset/writer filters")
     return rows
+
+
+def _keyed(scores: ProtocolScores, prefix: str) -> ProtocolScores:
+    return scores if scores.queries is None else replace(scores, queries=scores.queries.prefixed(prefix))
+
+
+def save_query_scores(path: Path, scores: ProtocolScores, model_version: str | None, cleaner: str = "") -> None:
+    """Write ``scores.queries`` as ``.npz`` (keys, signers, forged, distances, model_version, cleaner: the
+    cleaner weights the queries went through, "" for none) for ``compare``."""
+    if scores.queries is None:
+        raise ValueError("these scores carry no per-query rows to save")
+    q = scores.queries
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        np.savez(fh, keys=q.keys.astype(str), signers=q.signers.astype(str), forged=q.forged.astype(bool),
+                 distances=q.distances.astype(np.float64), model_version=np.array(str(model_version)),
+                 cleaner=np.array(cleaner))
+    log.info("per-query scores written to %s", path)
+
+
+def load_query_scores(path: Path) -> tuple[QueryScores, str, str]:
+    """``(QueryScores, model_version, cleaner)`` from a ``save_query_scores`` file (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            q = QueryScores(z["keys"], z["signers"], z["forged"].astype(bool), z["distances"].astype(np.float64))
+            version, cleaner = str(z["model_version"]), str(z["cleaner"]) if "cleaner" in z else ""
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"cannot read per-query scores from {path}: {exc}") from exc
+    if len(np.unique(q.keys)) != q.keys.size:
+        raise ValueError(f"{path}: query keys repeat")
+    return q, version, cleaner
+
+
+def compare_scores(a: QueryScores, b: QueryScores, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Paired comparison of two scorings of the same queries (matched by key): skilled EER of each, the
+    difference ``b - a`` and its 95 % interval over ``resamples`` bootstrap resamples of the signers, and
+    the share of resamples where ``b`` is lower (better). The queries, signers and labels must agree."""
+    if a.keys.size != b.keys.size or set(a.keys.tolist()) != set(b.keys.tolist()):
+        only_a = sorted(set(a.keys.tolist()) - set(b.keys.tolist()))[:3]
+        only_b = sorted(set(b.keys.tolist()) - set(a.keys.tolist()))[:3]
+        raise ValueError(f"the two scorings hold different queries (only in the first: {only_a}, only in the "
+                         f"second: {only_b}): compare runs of the same protocol")
+    order_a, order_b = np.argsort(a.keys), np.argsort(b.keys)
+    if not (np.array_equal(a.signers[order_a], b.signers[order_b]) and np.array_equal(a.forged[order_a], b.forged[order_b])):
+        raise ValueError("the two scorings give the same queries other signers or labels")
+    a = QueryScores(a.keys[order_a], a.signers[order_a], a.forged[order_a], a.distances[order_a])
+    b = QueryScores(b.keys[order_b], b.signers[order_b], b.forged[order_b], b.distances[order_b])
+    ga, gs, fa, fs = a.skilled_sets()
+    gb, _, fb, _ = b.skilled_sets()
+    diffs = metrics.signer_bootstrap(ga, fa, gs, fs, resamples=resamples, seed=seed, others=(gb, fb))
+    eer_a, eer_b = metrics.eer(ga, fa), metrics.eer(gb, fb)
+    lo, hi = metrics.interval(diffs)
+    return {"eer_a": round(eer_a, 4), "eer_b": round(eer_b, 4), "eer_difference": round(eer_b - eer_a, 4),
+            "difference_ci95": [round(lo, 4), round(hi, 4)], "b_better_share": round(float(np.mean(diffs < 0)), 3),
+            "b_worse_share": round(float(np.mean(diffs > 0)), 3),
+            "auc_a": round(metrics.auc(ga, fa), 4), "auc_b": round(metrics.auc(gb, fb), 4),
+            "n_genuine": int(ga.size), "n_forged": int(fa.size), "n_signers": len(np.unique(np.concatenate([gs, fs]))),
+            "resamples": int(diffs.size), "seed": seed}
+
+
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("first", type=Path, help="per-query scores of model A (verification --scores A.npz)")
+    p.add_argument("second", type=Path, help="per-query scores of model B, same protocol")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the signers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+
+
+def run_compare(args: argparse.Namespace) -> dict[str, Any]:
+    """``compare A.npz B.npz``: is B's skilled EER lower than A's on the same queries, beyond the signers' spread?"""
+    a, version_a, cleaner_a = load_query_scores(args.first)
+    b, version_b, cleaner_b = load_query_scores(args.second)
+    out = {"a": str(args.first), "b": str(args.second), "model_version_a": version_a, "model_version_b": version_b,
+           "cleaner_a": cleaner_a, "cleaner_b": cleaner_b}
+    out.update(compare_scores(a, b, args.resamples, args.seed))
+    return out
 
 
 def run_verification(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,21 +362,26 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
         crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
         query_rows = (embed_images(model, query_images(crops, args.clean, None, args.cleaner, device), args.batch_size,
                                    device) if queries else emb[:0])
-        per_seed.append(query_row_scores(rows, emb, roles, args.references_per_writer, query_rows, rule))
+        per_seed.append(_keyed(query_row_scores(rows, emb, roles, args.references_per_writer, query_rows, rule),
+                               f"{args.on_pages}-page{args.page_seed}:"))
     for seed in [] if args.on_pages else args.noisy_queries or [None]:
         if args.clean or seed is not None:  # queries noisy and/or cleaned (only they are made), references as they are
             made = query_images(images, args.clean, seed, args.cleaner, device, args.noise_kinds, indices=roles.queries)
-            per_seed.append(query_row_scores(rows, emb, roles, args.references_per_writer,
-                                             embed_images(model, made, args.batch_size, device), rule))
+            scored = query_row_scores(rows, emb, roles, args.references_per_writer,
+                                      embed_images(model, made, args.batch_size, device), rule)
         else:
-            per_seed.append(protocol_scores(rows, emb, args.references_per_writer, rule=rule, roles=roles))
+            scored = protocol_scores(rows, emb, args.references_per_writer, rule=rule, roles=roles)
+        per_seed.append(scored if seed is None else _keyed(scored, f"noise{seed}:"))
     scores = pool_scores(per_seed)
+    if args.scores is not None:
+        save_query_scores(args.scores, scores, card.get("model_version"),
+                          str(args.cleaner or "shipped cleaner") if args.clean else "")
     out = {"model_version": card.get("model_version"), "manifest": str(args.manifest), "split": args.split,
            "datasets": args.dataset, "references_per_writer": args.references_per_writer, "reference_score": rule,
            "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
     if args.on_pages:
         out.update(on_pages=args.on_pages, page_seed=args.page_seed, pages_without_region=missed)
-    out.update(summarize(scores, Calibration.from_card(card)))
+    out.update(summarize(scores, Calibration.from_card(card), resamples=args.ci_resamples))
     if len(per_seed) > 1:
         out["eer_per_noise_seed"] = [summarize(x, None)["eer"] for x in per_seed]
     return out
@@ -263,6 +391,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "verification": (_add_verification, run_verification),
     "detection": (evaluate_detection.add_arguments, evaluate_detection.run),
     "cleaning": (evaluate_cleaning.add_arguments, evaluate_cleaning.run),
+    "compare": (_add_compare, run_compare),
 }
 
 

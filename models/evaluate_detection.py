@@ -125,6 +125,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--ci-resamples", type=int, default=1000,
+                   help="bootstrap resamples of the pages for the *_ci95 intervals (0: none)")
     p.add_argument("--errors", type=Path, default=None,
                    help="write every false positive and miss here (JSON: page, box, kind, IoU, score)")
 
@@ -145,6 +147,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"model_version": card.get("model_version"), "images": str(args.images),
                            "iou_threshold": 0.5, "score_threshold": threshold}
     out.update(score_predictions(predictions, truth, threshold))
+    if getattr(args, "ci_resamples", 0) > 0:
+        from models.metrics import interval
+        from transforms.detection_metrics import page_bootstrap
+
+        spread = page_bootstrap(predictions, truth, threshold, args.ci_resamples)
+        for key, values in spread.items():
+            out[f"{key}_ci95"] = [round(x, 4) for x in interval(values)]
+        out["ci95_method"] = f"{args.ci_resamples} bootstrap resamples of the {len(truth)} pages (seed 0)"
     errors = error_report(pairs, predictions, truth, threshold)
     out["false_positive_kinds"], out["miss_kinds"] = errors["false_positive_kinds"], errors["miss_kinds"]
     if args.errors is not None:

@@ -120,3 +120,55 @@ def similarity(d: np.ndarray, center: float, slope: float) -> np.ndarray:
     """The calibrated map of distances to 0..1: ``1 / (1 + exp(slope * (d - center)))``, float32."""
     z = np.clip(slope * (np.asarray(d, np.float64) - center), -60.0, 60.0)
     return (1.0 / (1.0 + np.exp(z))).astype(np.float32)
+
+
+def _group_indices(groups: np.ndarray, names: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(groups == n) for n in names]
+
+
+def signer_bootstrap(genuine: np.ndarray, forged: np.ndarray, genuine_groups: np.ndarray, forged_groups: np.ndarray,
+                     resamples: int = 1000, seed: int = 0,
+                     others: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """EERs of ``resamples`` bootstrap resamples of the signers: each resample draws as many signers as
+    there are, with replacement, and keeps every genuine and forged distance of each drawn signer (a
+    signer drawn twice counts twice). Signers, not queries, are the unit, because one signer's queries
+    are alike. ``genuine_groups`` / ``forged_groups``: the signer of each distance. ``others``: the
+    ``(genuine, forged)`` distances of a second model on the same queries (same order): then the
+    result is its EER minus this one's on each resample (paired; negative = the second model better).
+    Resamples without a genuine or a forged distance are dropped. Returns a float64 array."""
+    g, f = _check(genuine, forged)
+    gg, fg = np.asarray(genuine_groups).ravel(), np.asarray(forged_groups).ravel()
+    if gg.size != g.size or fg.size != f.size:
+        raise ValueError(f"need one signer per distance, got {gg.size} for {g.size} genuine and {fg.size} for "
+                         f"{f.size} forged")
+    if others is not None:
+        g2, f2 = _check(*others)
+        if g2.size != g.size or f2.size != f.size:
+            raise ValueError(f"the second model's distances must pair with the first's: {g2.size} vs {g.size} "
+                             f"genuine, {f2.size} vs {f.size} forged")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    names = np.unique(np.concatenate([gg, fg]))
+    gi, fi = _group_indices(gg, names), _group_indices(fg, names)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(resamples):
+        pick = rng.integers(len(names), size=len(names))
+        ig = np.concatenate([gi[k] for k in pick])
+        jf = np.concatenate([fi[k] for k in pick])
+        if ig.size == 0 or jf.size == 0:
+            continue
+        value = eer(g[ig], f[jf])
+        out.append(value if others is None else eer(g2[ig], f2[jf]) - value)
+    return np.asarray(out, np.float64)
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``values``."""
+    v = np.asarray(values, np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("no bootstrap values")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    lo, hi = np.percentile(v, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from transforms.boxes import Box
@@ -83,3 +84,26 @@ def test_page_errors_of_a_clean_page_and_an_empty_one() -> None:
     assert page_errors([shifted(A, 0.0, 0.9)], [A]) == ([], [])
     false_positives, misses = page_errors([shifted(B, 0.0, 0.4)], [])
     assert [e.kind for e in false_positives] == ["background"] and misses == []
+
+
+def test_page_bootstrap_resamples_pages() -> None:
+    from transforms.detection_metrics import page_bootstrap
+
+    truth = [[Box(0.1, 0.1, 0.3, 0.2)], [Box(0.5, 0.5, 0.7, 0.6)], [], [Box(0.2, 0.7, 0.4, 0.8)]]
+    perfect = [[Box(0.1, 0.1, 0.3, 0.2, 0.9)], [Box(0.5, 0.5, 0.7, 0.6, 0.8)], [], [Box(0.2, 0.7, 0.4, 0.8, 0.7)]]
+    spread = page_bootstrap(perfect, truth, 0.5, resamples=100)
+    assert set(spread) == {"ap50", "precision", "recall"}
+    assert all(np.all(v == 1.0) for v in spread.values()) and spread["ap50"].size <= 100
+    # page 1 holds a confident false positive and a miss: resamples that draw it score lower
+    flawed = [perfect[0], [Box(0.0, 0.0, 0.1, 0.1, 0.95)], [], perfect[3]]
+    spread = page_bootstrap(flawed, truth, 0.5, resamples=300, seed=2)
+    assert spread["precision"].min() < 1.0 and spread["precision"].max() == 1.0
+    assert spread["recall"].min() < 1.0 and spread["ap50"].min() < 1.0
+    full = detection_scores(flawed, truth, 0.5, 0.5)
+    assert spread["recall"].min() <= full.recall <= spread["recall"].max()
+    again = page_bootstrap(flawed, truth, 0.5, resamples=300, seed=2)
+    assert np.array_equal(again["ap50"], spread["ap50"])
+    with pytest.raises(ValueError, match="one entry per page"):
+        page_bootstrap(flawed[:2], truth, 0.5)
+    with pytest.raises(ValueError, match="resamples"):
+        page_bootstrap(flawed, truth, 0.5, resamples=0)

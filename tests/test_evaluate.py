@@ -83,12 +83,17 @@ def test_query_row_scores_replace_only_the_queries():
     assert got.genuine.tolist() != protocol_scores(rows, emb, 2).genuine.tolist()
 
 
+def random_scores(writers: str, forged_writers: str, n_genuine: int, n_forged: int):
+    """Protocol scores (K=5) of random 8-d embeddings: ``n_genuine`` genuine images per writer and
+    ``n_forged`` forgeries per writer of ``forged_writers``."""
+    rows = [sample(w, "genuine", f"{w}/g{i}") for w in writers for i in range(n_genuine)]
+    rows += [sample(w, "forged", f"{w}/f{i}") for w in forged_writers for i in range(n_forged)]
+    emb = np.random.default_rng(0).normal(size=(len(rows), 8)).astype(np.float32)
+    return protocol_scores(rows, emb, 5)
+
+
 def test_summarize_fields():
-    rng = np.random.default_rng(0)
-    rows = [sample(w, "genuine", f"{w}/g{i}") for w in "abc" for i in range(7)]
-    rows += [sample(w, "forged", f"{w}/f{i}") for w in "ab" for i in range(2)]
-    emb = rng.normal(size=(len(rows), 8)).astype(np.float32)
-    scores = protocol_scores(rows, emb, 5)
+    scores = random_scores("abc", "ab", 7, 2)
     out = summarize(scores, Calibration(match=1.0, mismatch=2.0, center=1.5, slope=3.0))
     assert out["n_writers"] == 3 and out["n_genuine"] == 6 and out["n_forged"] == 4
     assert out["n_genuine_forged_writers"] == 4  # writer c has no forgeries: random figures only
@@ -182,3 +187,80 @@ def test_shipped_weights_on_real_validation_writers(shared_data):
     emb = embed_images(model, [load_gray(s.path) for s in rows])
     result = summarize(protocol_scores(rows, emb, 5, rule=reference_score(card)), Calibration.from_card(card))
     assert result["n_forged"] > 0 and result["eer"] < 0.4
+
+
+def test_per_query_scores_name_each_query_and_pool_with_their_seed():
+    rows = [sample(w, "genuine", f"{w}/g{i}") for w in "ab" for i in range(7)] + [sample("a", "forged", "a/f0")]
+    emb = np.random.default_rng(1).normal(size=(len(rows), 4)).astype(np.float32)
+    one = protocol_scores(rows, emb, 5)
+    q = one.queries
+    assert q is not None and set(q.keys.tolist()) == {"a/g5", "a/g6", "b/g5", "b/g6", "a/f0"}
+    assert q.forged.sum() == 1 and q.signers[q.forged].tolist() == ["a"]
+    assert sorted(q.distances[~q.forged].tolist()) == sorted(one.genuine.tolist())
+    g, gs, f, fs = q.skilled_sets()  # only signer a has a forgery: b's genuine queries are left out
+    assert sorted(g.tolist()) == sorted(one.genuine_forged_writers.tolist()) and set(gs.tolist()) == {"a"}
+    assert f.tolist() == one.skilled.tolist() and fs.tolist() == ["a"]
+    pooled = pool_scores([one, protocol_scores(rows, emb, 5, query_embeddings=emb + 0.5)])
+    assert pooled.queries.keys.size == 2 * q.keys.size
+    assert q.prefixed("noise4:").keys[0] == "noise4:" + q.keys[0]
+
+
+def test_summarize_gives_a_signer_bootstrap_interval_on_request():
+    scores = random_scores("abcdef", "abcdef", 8, 3)
+    assert "eer_ci95" not in summarize(scores, None)
+    out = summarize(scores, None, resamples=200)
+    lo, hi = out["eer_ci95"]
+    assert 0.0 <= lo <= hi <= 1.0 and lo < hi  # random embeddings: a wide interval
+    assert "6 signers" in out["eer_ci95_method"]
+    assert summarize(scores, None, resamples=200)["eer_ci95"] == [lo, hi]  # seeded
+
+
+def _scored(keys, signers, forged, distances):
+    from models.evaluate import QueryScores
+    return QueryScores(np.array(keys), np.array(signers), np.array(forged, bool), np.array(distances, float))
+
+
+def test_compare_pairs_queries_by_key_and_tells_a_real_gain_from_noise():
+    from models.evaluate import compare_scores
+    rng = np.random.default_rng(0)
+    keys, signers, forged, da = [], [], [], []
+    for s in range(12):
+        for i in range(6):
+            keys.append(f"{s}/q{i}")
+            signers.append(f"s{s}")
+            forged.append(i >= 3)
+            da.append(rng.normal(1.0 if i < 3 else 1.5, 0.4))
+    a = _scored(keys, signers, forged, da)
+    db = [d + 0.3 if f else d for d, f in zip(da, forged, strict=True)]  # B pushes every forgery further: better
+    b = _scored(keys[::-1], signers[::-1], forged[::-1], db[::-1])  # another order: matched by key
+    out = compare_scores(a, b, resamples=300)
+    assert out["eer_b"] < out["eer_a"] and out["difference_ci95"][1] <= 0.0 and out["b_better_share"] > 0.9
+    assert out["n_signers"] == 12 and out["n_forged"] == 36
+    same = compare_scores(a, a, resamples=100)
+    assert same["eer_difference"] == 0.0 and same["difference_ci95"] == [0.0, 0.0] and same["b_better_share"] == 0.0
+    with pytest.raises(ValueError, match="different queries"):
+        compare_scores(a, _scored(keys[:-1], signers[:-1], forged[:-1], da[:-1]))
+    with pytest.raises(ValueError, match="other signers or labels"):
+        compare_scores(a, _scored(keys, signers, [not f for f in forged], da))
+
+
+def test_cli_writes_per_query_scores_that_compare_reads(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data")
+    weights = tiny_weights(tmp_path)
+    args = ["verification", "--manifest", str(manifest), "--weights", str(weights), "--ci-resamples", "50"]
+    assert main([*args, "--scores", str(tmp_path / "a.npz")]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["eer_ci95"][0] <= first["eer_ci95"][1]
+    assert main([*args, "--noisy-queries", "4", "--scores", str(tmp_path / "b.npz")]) == 0
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="different queries"):  # noise4: keys against plain ones
+        main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")])
+    assert main([*args, "--scores", str(tmp_path / "c.npz")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "c.npz"), "--resamples", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eer_difference"] == 0.0 and out["model_version_a"] == "signet_s4-test-00000000"
+    assert out["cleaner_a"] == out["cleaner_b"] == ""  # queries not cleaned
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="cannot read per-query scores"):
+        main(["compare", str(tmp_path / "bad.npz"), str(tmp_path / "c.npz")])

@@ -69,6 +69,10 @@ def test_cli_prints_and_writes_the_figures(tmp_path: Path, capsys: pytest.Captur
     assert printed["score_threshold"] == 0.5
     fp, fn = printed["false_positive_kinds"], printed["miss_kinds"]
     assert sum(fp.values()) == printed["false_positives"] and sum(fn.values()) == printed["false_negatives"]
+    for key in ("ap50", "precision", "recall"):
+        lo, hi = printed[f"{key}_ci95"]
+        assert 0.0 <= lo <= hi <= 1.0
+    assert "4 pages" in printed["ci95_method"]
 
 
 def test_errors_file_lists_every_error_by_page(tmp_path: Path) -> None:

@@ -74,3 +74,28 @@ def test_errors_name_the_problem():
         metrics.eer(np.array([]), FORGED)
     with pytest.raises(ValueError, match="finite"):
         metrics.auc(np.array([np.nan]), FORGED)
+
+
+def test_signer_bootstrap_resamples_signers_and_pairs_two_models():
+    from models.metrics import interval, signer_bootstrap
+    g = np.array([0.1, 0.2, 0.1, 0.3])
+    f = np.array([0.9, 0.8, 0.7])
+    gg, fg = np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b"])
+    perfect = signer_bootstrap(g, f, gg, fg, resamples=50)
+    assert perfect.shape == (50,) and np.all(perfect == 0.0)
+    assert interval(perfect) == (0.0, 0.0)
+    # signer b's forgery sits among its genuine scores: resamples without b are perfect, with b not
+    f2 = np.array([0.9, 0.2, 0.7])
+    values = signer_bootstrap(g, f2, gg, fg, resamples=400, seed=1)
+    assert values.min() == 0.0 and values.max() > 0.0
+    assert np.array_equal(values, signer_bootstrap(g, f2, gg, fg, resamples=400, seed=1))
+    paired = signer_bootstrap(g, f2, gg, fg, resamples=200, others=(g, f))  # the second model separates all
+    assert np.all(paired <= 0.0) and np.any(paired < 0.0)
+    with pytest.raises(ValueError, match="one signer per distance"):
+        signer_bootstrap(g, f, gg[:3], fg)
+    with pytest.raises(ValueError, match="pair with"):
+        signer_bootstrap(g, f, gg, fg, others=(g[:2], f))
+    with pytest.raises(ValueError, match="resamples"):
+        signer_bootstrap(g, f, gg, fg, resamples=0)
+    with pytest.raises(ValueError, match="level"):
+        interval(values, 1.5)

@@ -107,6 +107,40 @@ def detection_scores(predictions: Sequence[Sequence[Box]], truth: Sequence[Seque
     return DetectionScores(precision, recall, f1, ap, tp, fp, fn, len(truth))
 
 
+def page_bootstrap(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequence[Box]], score_threshold: float,
+                   resamples: int = 1000, seed: int = 0, iou_threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """``{"ap50", "precision", "recall"}``: each an array of that figure over ``resamples`` bootstrap
+    resamples of the pages (as many pages as there are, drawn with replacement; a page drawn twice counts
+    twice), matching as ``detection_scores``. Pages, not boxes, are the unit: one page's boxes share its
+    scan, layout and writer. Resamples without a true box are dropped."""
+    if len(predictions) != len(truth):
+        raise ValueError(f"predictions and truth must have one entry per page, got {len(predictions)} "
+                         f"and {len(truth)}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if not truth:
+        raise ValueError("need at least one page")
+    scores, hits, counts = [], [], np.zeros((len(truth), 3), np.int64)  # per page: tp, fp, truth
+    for i, (page_predictions, page_truth) in enumerate(zip(predictions, truth, strict=True)):
+        ranked = sorted(page_predictions, key=lambda b: b.score, reverse=True)
+        scores.append(np.array([b.score for b in ranked], np.float64))
+        hits.append(np.array(match_page(ranked, page_truth, iou_threshold), bool))
+        kept = match_page([b for b in ranked if b.score >= score_threshold], page_truth, iou_threshold)
+        counts[i] = (sum(kept), len(kept) - sum(kept), len(page_truth))
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {"ap50": [], "precision": [], "recall": []}
+    for _ in range(resamples):
+        pick = rng.integers(len(truth), size=len(truth))
+        tp, fp, total = counts[pick].sum(axis=0)
+        if total == 0:
+            continue
+        out["ap50"].append(average_precision(np.concatenate([scores[k] for k in pick]),
+                                             np.concatenate([hits[k] for k in pick]), int(total)))
+        out["precision"].append(tp / (tp + fp) if tp + fp else 0.0)
+        out["recall"].append(tp / total)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
 def page_errors(predictions: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5,
                 score_threshold: float = 0.0) -> tuple[list[DetectionError], list[DetectionError]]:
     """The false positives and misses of one page, matched as ``detection_scores`` matches them, each with
