@@ -75,28 +75,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def load_source(weights: Path | None, manifest: Path | None, arch: str) -> tuple[torch.nn.Module, dict[str, Any],
+                                                                           list, int, str]:
+    """``(model, card, training samples, K, rule)`` of the embedder at ``weights`` (default: the shipped one),
+    which must be ``arch``; the training samples are the card's training writers' rows of ``manifest``
+    (default: the card's ``data.manifest``). Exits with a message naming the file otherwise."""
     from models.weights import default_weights_path, load_embedder
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    a = parse_args(argv)
-    weights = a.weights or default_weights_path()
+    weights = weights or default_weights_path()
     model, card = load_embedder(weights, "cpu")
-    if card.get("arch") != "signet_s4x2":
-        raise SystemExit(f"{weights}: arch {card.get('arch')!r}, expected 'signet_s4x2'")
-    manifest = a.manifest or Path(card["data"]["manifest"])
+    if card.get("arch") != arch:
+        raise SystemExit(f"{weights}: arch {card.get('arch')!r}, expected {arch!r}")
+    manifest = manifest or Path(card["data"]["manifest"])
     if not manifest.is_file():
         raise SystemExit(f"no signature manifest at {manifest}: pass --manifest")
-    k = int(card["validation"]["references_per_writer"])
-    rule = reference_score(card)
     train = select_samples(read_manifest(manifest), card, "train", None, None)
+    return model, card, train, int(card["validation"]["references_per_writer"]), reference_score(card)
+
+
+def inherited_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """The old card's fields, less those ``write_weights_and_card`` derives from the new weights."""
+    derived = ("arch", "model_version", "weights_sha256", "embedding_dim", "parameters", "created")
+    return {key: value for key, value in card.items() if key not in derived}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    a = parse_args(argv)
+    model, card, train, k, rule = load_source(a.weights, a.manifest, "signet_s4x2")
     log.info("scaling the gradient histogram on %d training images", len(train))
     scale, medians = hog_scale(model, train, k, rule, a.weight)
     out_model = with_hog(model, scale)
     dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
-    # the old card's fields, less those write_weights_and_card derives from the new weights
-    derived = ("arch", "model_version", "weights_sha256", "embedding_dim", "parameters", "created")
-    fields: dict[str, Any] = {key: value for key, value in card.items() if key not in derived}
+    fields = inherited_fields(card)
     hog = out_model.members[-1]
     fields.update(
         gradient_histogram={

@@ -83,6 +83,40 @@ class SigNet(nn.Module):
         return self.head(torch.flatten(self.features(x), 1))
 
 
+class PooledConv(nn.Module):
+    """A SigNet trunk read at conv4 instead of through the FC head: ``(N, 1, 155, 220)`` ->
+    ``(N, 256 * grid_h * grid_w)``.
+
+    The conv4 maps (after ReLU) are averaged over a ``grid`` of cells, square-rooted, each cell's
+    256-channel vector L2-normalised, flattened and multiplied by ``scale`` (a buffer, set when the
+    embedder is assembled, see ``models.attach_pooled``). Its layers carry the names of ``SigNet.features``
+    up to ``relu4``, so a trained member's trunk weights load into it as they are; the FC head is left
+    out. Read this way, a member trained on some collections separates the skilled forgeries of a
+    collection it never saw much better than its head does (SigNet card: ``pooled_conv4_20261202``).
+    """
+
+    def __init__(self, conv1_stride: int = 4, norm: str = "bn", grid: tuple[int, int] = (3, 4),
+                 scale: float = 1.0) -> None:
+        super().__init__()
+        if len(grid) != 2 or min(grid) < 1:
+            raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
+        trunk = list(_features(conv1_stride, norm).named_children())
+        cut = [name for name, _ in trunk].index("relu4") + 1
+        self.features = nn.Sequential(OrderedDict(trunk[:cut]))
+        self.grid = (int(grid[0]), int(grid[1]))
+        channels = int(self.features.conv4.out_channels)
+        self.embedding_dim = channels * self.grid[0] * self.grid[1]
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
+            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+        cells = nn.functional.adaptive_avg_pool2d(self.features(x), self.grid).clamp_min(0.0).sqrt()
+        cells = cells / cells.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        return torch.flatten(cells, 1) * self.scale
+
+
 def _signet() -> nn.Module:
     return SigNet(conv1_stride=1, norm="lrn")
 
@@ -121,12 +155,19 @@ def _signet_s4x2_hog() -> nn.Module:
     return EmbedderEnsemble([_signet_s4(), _signet_s4(), GradientHistogram()])
 
 
+def _signet_s4x2_pool_hog() -> nn.Module:
+    from models.hog import GradientHistogram
+
+    return EmbedderEnsemble([PooledConv(), PooledConv(), GradientHistogram()])
+
+
 EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet": _signet,
     "signet_s4": _signet_s4,
     "signet_s4x2": _signet_s4_ensemble(2),
     "signet_s4x3": _signet_s4_ensemble(3),
     "signet_s4x2_hog": _signet_s4x2_hog,
+    "signet_s4x2_pool_hog": _signet_s4x2_pool_hog,
 }
 
 

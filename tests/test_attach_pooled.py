@@ -1,0 +1,98 @@
+"""The pooled conv4 reading of SigNet members (models.signet.PooledConv) and its assembly (models.attach_pooled)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models.attach_hog import with_hog
+from models.attach_pooled import pooled_from, set_pooled_scales
+from models.data import read_manifest
+from models.signet import PooledConv, build_embedder
+from models.weights import load_embedder, save_embedder
+from transforms.demo_corpus import write_signature_manifest
+
+
+def test_pooled_conv_reads_the_members_trunk_at_conv4():
+    torch.manual_seed(0)
+    member = build_embedder("signet_s4").eval()
+    pooled = PooledConv(scale=2.0).eval()
+    pooled.load_state_dict({k: v for k, v in member.state_dict().items() if k in pooled.state_dict()} | {
+        "scale": torch.tensor(2.0)})
+    x = torch.rand(3, 1, 155, 220)
+    with torch.no_grad():
+        maps = member.features[: list(dict(member.features.named_children())).index("relu4") + 1](x)
+        out = pooled(x)
+    assert out.shape == (3, 256 * 12) and pooled.embedding_dim == 256 * 12
+    cells = torch.nn.functional.adaptive_avg_pool2d(maps, (3, 4)).sqrt()
+    cells = cells / cells.norm(dim=1, keepdim=True)
+    assert torch.allclose(out, 2.0 * torch.flatten(cells, 1), atol=1e-5)
+    per_cell = out.reshape(3, 256, 12).norm(dim=1)
+    assert torch.allclose(per_cell, torch.full_like(per_cell, 2.0), atol=1e-4)  # each cell unit length, times scale
+    assert "head.fc1.weight" not in pooled.state_dict()
+    with torch.no_grad():
+        assert torch.all(pooled(torch.zeros(1, 1, 155, 220)) >= 0)  # a blank input stays finite
+    with pytest.raises(ValueError, match="grid"):
+        PooledConv(grid=(0, 4))
+    with pytest.raises(ValueError, match="input must be"):
+        pooled(torch.rand(1, 1, 100, 100))
+
+
+def _source(tmp_path):
+    torch.manual_seed(0)
+    return with_hog(build_embedder("signet_s4x2").eval(), 0.5).eval()
+
+
+def test_pooled_from_keeps_the_trunks_and_the_histogram(tmp_path):
+    source = _source(tmp_path)
+    model = pooled_from(source)
+    for i in (0, 1):
+        assert torch.equal(model.members[i].features.conv4.weight, source.members[i].features.conv4.weight)
+        assert float(model.members[i].scale) == 1.0
+    assert float(model.members[2].scale) == 0.5 and model.embedding_dim == 2 * 3072 + 288
+    path = save_embedder(model, {"arch": "signet_s4x2_pool_hog"}, tmp_path / "p.safetensors")
+    loaded, _ = load_embedder(path)
+    x = torch.rand(2, 1, 155, 220)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+    with pytest.raises(ValueError, match="not a signet_s4x2_hog"):
+        pooled_from(build_embedder("signet_s4x2").eval())
+
+
+def test_set_pooled_scales_gives_each_part_the_histograms_median(tmp_path):
+    from models.attach_hog import median_genuine_distance
+    from models.data import load_gray
+    from models.embed import embed_images
+
+    rows = read_manifest(write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50))
+    model = pooled_from(_source(tmp_path))
+    with torch.no_grad():
+        medians = set_pooled_scales(model, rows, 2, "centroid", batch_size=8)
+    images = [load_gray(s.path) for s in rows]
+    target = medians["gradient_histogram"]
+    for i in (0, 1):
+        assert float(model.members[i].scale) == pytest.approx(target / medians[f"pooled_member_{i}"], rel=1e-5)
+        d = median_genuine_distance(rows, embed_images(model.members[i], images, 8), 2, "centroid")
+        assert math.isclose(d, target, rel_tol=1e-4)
+
+
+def test_attach_pooled_cli_writes_a_loadable_card(tmp_path):
+    from models.attach_pooled import main
+    from models.export import file_sha256
+
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50)
+    writers = sorted({s.writer for s in read_manifest(manifest)})
+    base = save_embedder(_source(tmp_path), {"arch": "signet_s4x2_hog", "model_version": "signet_s4x2_hog-test",
+                                             "storage_dtype": "float16",
+                                             "data": {"manifest": str(manifest), "train_writers": writers},
+                                             "validation": {"references_per_writer": 2}},
+                         tmp_path / "base.safetensors", torch.float16)
+    out = tmp_path / "pool.safetensors"
+    assert main(["--weights", str(base), "--out", str(out)]) == 0
+    model, card = load_embedder(out)
+    assert card["arch"] == "signet_s4x2_pool_hog" and card["weights_sha256"] == file_sha256(out)
+    assert card["embedding_dim"] == 2 * 3072 + 288 and card["pooled_conv4"]["source_model_version"] == "signet_s4x2_hog-test"
+    assert [round(float(m.scale), 2) for m in model.members[:2]] == [round(s, 2) for s in card["pooled_conv4"]["scales"]]
+    with pytest.raises(SystemExit, match="expected 'signet_s4x2_hog'"):
+        main(["--weights", str(out), "--out", str(tmp_path / "again.safetensors")])
