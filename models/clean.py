@@ -86,16 +86,25 @@ def _check_remap(remap: tuple[float, float] | None) -> None:
         raise ValueError(f"removal_remap must be (low, high) with 0 <= low < high <= 1, or None, got {remap!r}")
 
 
+def _taken_share(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Per pixel, the share of its darkness (255 - before) that ``after`` took away: float32 in [0, 1]."""
+    b = before.astype(np.float32)
+    return np.clip((after.astype(np.float32) - b) / np.maximum(255.0 - b, 1.0), 0.0, 1.0)
+
+
+def _take_share(image: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """``image`` lightened by ``share`` (per pixel, clipped to [0, 1]) of its darkness, rounded to uint8."""
+    f = image.astype(np.float32)
+    return np.clip(f + np.clip(share, 0.0, 1.0) * (255.0 - f) + 0.5, 0, 255).astype(np.uint8)
+
+
 def remap_removal(before: np.ndarray, after: np.ndarray, low: float, high: float) -> np.ndarray:
     """``after`` with each pixel's removal made decisive: the share of its ink that cleaning took away,
     ``s = (after - before) / (255 - before)`` (lightening only, in [0, 1]), becomes
     ``clip((s - low) / (high - low), 0, 1)`` and is taken from ``before`` again. A stroke the generator only
     paled (``s <= low``) keeps its ink as it came; one it mostly removed (``s >= high``) goes to white."""
     _check_pair(before, after)
-    b = before.astype(np.float32)
-    share = np.clip((after.astype(np.float32) - b) / np.maximum(255.0 - b, 1.0), 0.0, 1.0)
-    share = np.clip((share - low) / (high - low), 0.0, 1.0)
-    return np.clip(b + share * (255.0 - b) + 0.5, 0, 255).astype(np.uint8)
+    return _take_share(before, (_taken_share(before, after) - low) / (high - low))
 
 
 def default_cleaner_path(name: str = DEFAULT_CLEANER) -> Path:
@@ -143,11 +152,8 @@ def _shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def _remove_share(small: np.ndarray, cleaned: np.ndarray, full: np.ndarray) -> np.ndarray:
     """``full`` lightened by the share of ink the generator removed at the small scale (see ``clean_images``)."""
-    s = small.astype(np.float32)
-    share = np.clip((cleaned.astype(np.float32) - s) / np.maximum(255.0 - s, 1.0), 0.0, 1.0)
-    share = cv2.resize(share, (full.shape[1], full.shape[0]), interpolation=cv2.INTER_LINEAR)
-    f = full.astype(np.float32)
-    return np.clip(f + np.clip(share, 0.0, 1.0) * (255.0 - f) + 0.5, 0, 255).astype(np.uint8)
+    share = cv2.resize(_taken_share(small, cleaned), (full.shape[1], full.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return _take_share(full, share)
 
 
 def clean_images(model: nn.Module, images: Sequence[np.ndarray], device: str | torch.device = "cpu",

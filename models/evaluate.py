@@ -70,6 +70,10 @@ class QueryScores:
         """The same scores with every key prefixed by ``prefix``."""
         return QueryScores(np.char.add(prefix, self.keys.astype(str)), self.signers, self.forged, self.distances)
 
+    def taken(self, order: np.ndarray) -> QueryScores:
+        """The rows at ``order`` (indices), every field alike."""
+        return QueryScores(self.keys[order], self.signers[order], self.forged[order], self.distances[order])
+
     def skilled_sets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(genuine, genuine_signers, forged, forged_signers)``: the genuine queries of the signers that
         have skilled forgeries and the forgeries, each with its signer (the figures ``eer`` uses)."""
@@ -301,11 +305,9 @@ def compare_scores(a: QueryScores, b: QueryScores, resamples: int = 2000, seed: 
         only_b = sorted(set(b.keys.tolist()) - set(a.keys.tolist()))[:3]
         raise ValueError(f"the two scorings hold different queries (only in the first: {only_a}, only in the "
                          f"second: {only_b}): compare runs of the same protocol")
-    order_a, order_b = np.argsort(a.keys), np.argsort(b.keys)
-    if not (np.array_equal(a.signers[order_a], b.signers[order_b]) and np.array_equal(a.forged[order_a], b.forged[order_b])):
+    a, b = a.taken(np.argsort(a.keys)), b.taken(np.argsort(b.keys))
+    if not (np.array_equal(a.signers, b.signers) and np.array_equal(a.forged, b.forged)):
         raise ValueError("the two scorings give the same queries other signers or labels")
-    a = QueryScores(a.keys[order_a], a.signers[order_a], a.forged[order_a], a.distances[order_a])
-    b = QueryScores(b.keys[order_b], b.signers[order_b], b.forged[order_b], b.distances[order_b])
     ga, gs, fa, fs = a.skilled_sets()
     gb, _, fb, _ = b.skilled_sets()
     diffs = metrics.signer_bootstrap(ga, fa, gs, fs, resamples=resamples, seed=seed, others=(gb, fb))

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"model_version": card.get("model_version"), "images": str(args.images),
                            "iou_threshold": 0.5, "score_threshold": threshold}
     out.update(score_predictions(predictions, truth, threshold))
-    if getattr(args, "ci_resamples", 0) > 0:
+    if args.ci_resamples > 0:
         from models.metrics import interval
         from transforms.detection_metrics import page_bootstrap
 

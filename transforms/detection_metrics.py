@@ -76,34 +76,49 @@ def average_precision(scores: Sequence[float], hits: Sequence[bool], total_truth
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
+@dataclass(frozen=True)
+class _PageTally:
+    """One page matched as ``detection_scores`` matches it: every prediction's score and hit (descending
+    score), and at the score threshold the true and false positives and the labels."""
+
+    scores: list[float]
+    hits: list[bool]
+    true_positives: int
+    false_positives: int
+    labels: int
+
+
+def _page_tallies(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequence[Box]], iou_threshold: float,
+                  score_threshold: float) -> list[_PageTally]:
+    if len(predictions) != len(truth):
+        raise ValueError(f"predictions and truth must have one entry per page, got {len(predictions)} "
+                         f"and {len(truth)}")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    tallies = []
+    for page_predictions, page_truth in zip(predictions, truth, strict=True):
+        ranked = sorted(page_predictions, key=lambda b: b.score, reverse=True)
+        kept_hits = match_page([b for b in ranked if b.score >= score_threshold], page_truth, iou_threshold)
+        tallies.append(_PageTally([b.score for b in ranked], match_page(ranked, page_truth, iou_threshold),
+                                  sum(kept_hits), len(kept_hits) - sum(kept_hits), len(page_truth)))
+    return tallies
+
+
 def detection_scores(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequence[Box]],
                      iou_threshold: float = 0.5, score_threshold: float = 0.0) -> DetectionScores:
     """Scores of per-page ``predictions`` against per-page ``truth`` (same order, one list per page).
 
     Precision, recall and F1 count predictions with ``score >= score_threshold``; AP uses every prediction.
     """
-    if len(predictions) != len(truth):
-        raise ValueError(f"predictions and truth must have one entry per page, got {len(predictions)} "
-                         f"and {len(truth)}")
-    if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    all_scores: list[float] = []
-    all_hits: list[bool] = []
-    tp = fp = fn = 0
-    for page_predictions, page_truth in zip(predictions, truth, strict=True):
-        ranked = sorted(page_predictions, key=lambda b: b.score, reverse=True)
-        all_scores += [b.score for b in ranked]
-        all_hits += match_page(ranked, page_truth, iou_threshold)
-        kept = [b for b in ranked if b.score >= score_threshold]
-        kept_hits = match_page(kept, page_truth, iou_threshold)
-        tp += sum(kept_hits)
-        fp += len(kept_hits) - sum(kept_hits)
-        fn += len(page_truth) - sum(kept_hits)
-    total_truth = sum(len(t) for t in truth)
+    tallies = _page_tallies(predictions, truth, iou_threshold, score_threshold)
+    tp = sum(t.true_positives for t in tallies)
+    fp = sum(t.false_positives for t in tallies)
+    total_truth = sum(t.labels for t in tallies)
+    fn = total_truth - tp
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / total_truth if total_truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    ap = average_precision(all_scores, all_hits, total_truth)
+    ap = average_precision([x for t in tallies for x in t.scores], [h for t in tallies for h in t.hits], total_truth)
     return DetectionScores(precision, recall, f1, ap, tp, fp, fn, len(truth))
 
 
@@ -113,24 +128,18 @@ def page_bootstrap(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequenc
     resamples of the pages (as many pages as there are, drawn with replacement; a page drawn twice counts
     twice), matching as ``detection_scores``. Pages, not boxes, are the unit: one page's boxes share its
     scan, layout and writer. Resamples without a true box are dropped."""
-    if len(predictions) != len(truth):
-        raise ValueError(f"predictions and truth must have one entry per page, got {len(predictions)} "
-                         f"and {len(truth)}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
-    if not truth:
+    tallies = _page_tallies(predictions, truth, iou_threshold, score_threshold)
+    if not tallies:
         raise ValueError("need at least one page")
-    scores, hits, counts = [], [], np.zeros((len(truth), 3), np.int64)  # per page: tp, fp, truth
-    for i, (page_predictions, page_truth) in enumerate(zip(predictions, truth, strict=True)):
-        ranked = sorted(page_predictions, key=lambda b: b.score, reverse=True)
-        scores.append(np.array([b.score for b in ranked], np.float64))
-        hits.append(np.array(match_page(ranked, page_truth, iou_threshold), bool))
-        kept = match_page([b for b in ranked if b.score >= score_threshold], page_truth, iou_threshold)
-        counts[i] = (sum(kept), len(kept) - sum(kept), len(page_truth))
+    scores = [np.array(t.scores, np.float64) for t in tallies]
+    hits = [np.array(t.hits, bool) for t in tallies]
+    counts = np.array([(t.true_positives, t.false_positives, t.labels) for t in tallies], np.int64)
     rng = np.random.default_rng(seed)
     out: dict[str, list[float]] = {"ap50": [], "precision": [], "recall": []}
     for _ in range(resamples):
-        pick = rng.integers(len(truth), size=len(truth))
+        pick = rng.integers(len(tallies), size=len(tallies))
         tp, fp, total = counts[pick].sum(axis=0)
         if total == 0:
             continue
