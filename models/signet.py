@@ -10,6 +10,9 @@ Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, se
 - ``signet_s4x2``, ``signet_s4x3``: ensembles of separately trained ``signet_s4`` (``EmbedderEnsemble``).
 - ``signet_s4x2_hog``: ``signet_s4x2`` with an untrained shape feature beside it
   (``models.hog.GradientHistogram``), assembled by ``models.attach_hog``.
+- ``signet_s4x2_pool_hog``: its members read at conv4 (``PooledConv``, heads dropped);
+  ``signet_s4x2_headpool_hog``: read through their heads and at conv4 in one pass (``SigNetWithPooled``);
+  both assembled by ``models.attach_pooled``.
 """
 from __future__ import annotations
 
@@ -117,6 +120,47 @@ class PooledConv(nn.Module):
         return torch.flatten(cells, 1) * self.scale
 
 
+class SigNetWithPooled(SigNet):
+    """A SigNet member read twice in one trunk pass: its FC head's embedding and its conv4 maps pooled as
+    ``PooledConv`` reads them, ``(N, embedding_dim + 256 * grid_h * grid_w)``.
+
+    Parameter names are ``SigNet``'s, so a trained member's weights load as they are; the buffers
+    ``head_scale`` and ``pool_scale`` (set when the embedder is assembled, ``models.attach_pooled --keep-heads``)
+    weigh the two readings, whose squared distances add. The head carries what the member learned of the
+    training collections (it holds up on scanned pages with a seal over the signature), the pooled maps
+    what generalises to a collection it never saw (SigNet card: ``pooled_conv4_20261202``).
+    """
+
+    def __init__(self, conv1_stride: int = 4, norm: str = "bn", embedding_dim: int = EMBEDDING_DIM,
+                 grid: tuple[int, int] = (3, 4), head_scale: float = 1.0, pool_scale: float = 1.0) -> None:
+        super().__init__(conv1_stride, norm, embedding_dim)
+        if len(grid) != 2 or min(grid) < 1:
+            raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.head_dim = embedding_dim
+        names = [name for name, _ in self.features.named_children()]
+        self._cut = names.index("relu4") + 1
+        self.embedding_dim = embedding_dim + int(self.features.conv4.out_channels) * self.grid[0] * self.grid[1]
+        self.register_buffer("head_scale", torch.tensor(float(head_scale)))
+        self.register_buffer("pool_scale", torch.tensor(float(pool_scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``: scaled head, then scaled pooled maps."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
+            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+        layers = list(self.features)
+        conv4 = x
+        for layer in layers[:self._cut]:
+            conv4 = layer(conv4)
+        cells = nn.functional.adaptive_avg_pool2d(conv4, self.grid).clamp_min(0.0).sqrt()
+        cells = cells / cells.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        rest = conv4
+        for layer in layers[self._cut:]:
+            rest = layer(rest)
+        head = self.head(torch.flatten(rest, 1))
+        return torch.cat([head * self.head_scale, torch.flatten(cells, 1) * self.pool_scale], dim=1)
+
+
 def _signet() -> nn.Module:
     return SigNet(conv1_stride=1, norm="lrn")
 
@@ -161,6 +205,12 @@ def _signet_s4x2_pool_hog() -> nn.Module:
     return EmbedderEnsemble([PooledConv(), PooledConv(), GradientHistogram()])
 
 
+def _signet_s4x2_headpool_hog() -> nn.Module:
+    from models.hog import GradientHistogram
+
+    return EmbedderEnsemble([SigNetWithPooled(), SigNetWithPooled(), GradientHistogram()])
+
+
 EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet": _signet,
     "signet_s4": _signet_s4,
@@ -168,6 +218,7 @@ EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet_s4x3": _signet_s4_ensemble(3),
     "signet_s4x2_hog": _signet_s4x2_hog,
     "signet_s4x2_pool_hog": _signet_s4x2_pool_hog,
+    "signet_s4x2_headpool_hog": _signet_s4x2_headpool_hog,
 }
 
 

@@ -9,7 +9,7 @@ import torch
 from models.attach_hog import with_hog
 from models.attach_pooled import pooled_from, set_pooled_scales
 from models.data import read_manifest
-from models.signet import PooledConv, build_embedder
+from models.signet import EmbedderEnsemble, PooledConv, SigNetWithPooled, build_embedder
 from models.weights import load_embedder, save_embedder
 from transforms.demo_corpus import write_signature_manifest
 
@@ -96,3 +96,81 @@ def test_attach_pooled_cli_writes_a_loadable_card(tmp_path):
     assert [round(float(m.scale), 2) for m in model.members[:2]] == [round(s, 2) for s in card["pooled_conv4"]["scales"]]
     with pytest.raises(SystemExit, match="expected 'signet_s4x2_hog'"):
         main(["--weights", str(out), "--out", str(tmp_path / "again.safetensors")])
+
+
+def test_signet_with_pooled_returns_the_members_head_and_its_pooled_maps():
+    torch.manual_seed(0)
+    member = build_embedder("signet_s4").eval()
+    both = SigNetWithPooled(head_scale=0.5, pool_scale=3.0).eval()
+    pooled = PooledConv(scale=3.0).eval()
+    both.load_state_dict(member.state_dict() | {"head_scale": torch.tensor(0.5), "pool_scale": torch.tensor(3.0)})
+    pooled.load_state_dict({k: v for k, v in member.state_dict().items() if k in pooled.state_dict()} | {
+        "scale": torch.tensor(3.0)})
+    x = torch.rand(3, 1, 155, 220)
+    with torch.no_grad():
+        out = both(x)
+        assert out.shape == (3, 128 + 3072) and both.embedding_dim == 128 + 3072 and both.head_dim == 128
+        assert torch.allclose(out[:, :128], 0.5 * member(x), atol=1e-5)
+        assert torch.allclose(out[:, 128:], pooled(x), atol=1e-5)
+    assert set(both.state_dict()) == set(member.state_dict()) | {"head_scale", "pool_scale"}
+    with pytest.raises(ValueError, match="grid"):
+        SigNetWithPooled(grid=(3, 0))
+    with pytest.raises(ValueError, match="input must be"):
+        both(torch.rand(1, 1, 100, 100))
+
+
+def test_pooled_from_with_heads_keeps_every_weight(tmp_path):
+    source = _source(tmp_path)
+    model = pooled_from(source, "signet_s4x2_headpool_hog")
+    for i in (0, 1):
+        assert torch.equal(model.members[i].head.fc2.weight, source.members[i].head.fc2.weight)
+        assert float(model.members[i].pool_scale) == 1.0 and float(model.members[i].head_scale) == 1.0
+    x = torch.rand(2, 1, 155, 220)
+    with torch.no_grad():
+        out, before = model(x), source(x)
+    heads = torch.cat([out[:, :128], out[:, 3200:3328]], dim=1)
+    assert torch.allclose(heads, before[:, :256], atol=1e-5)  # the heads as the source embeds them
+    assert torch.allclose(out[:, -288:], before[:, -288:], atol=1e-6)  # the histogram too
+    with pytest.raises(ValueError, match="arch must be"):
+        pooled_from(source, "signet_s4x2")
+
+
+def test_set_pooled_scales_with_heads_gives_the_pooled_pair_the_histograms_median(tmp_path):
+    from models.attach_hog import median_genuine_distance
+    from models.data import load_gray
+    from models.embed import embed_images
+
+    rows = read_manifest(write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50))
+    model = pooled_from(_source(tmp_path), "signet_s4x2_headpool_hog")
+    with torch.no_grad():
+        medians = set_pooled_scales(model, rows, 2, "centroid", batch_size=8)
+    assert set(medians) == {"gradient_histogram", "heads", "pooled_members"}
+    scale = medians["gradient_histogram"] / medians["pooled_members"]
+    images = [load_gray(s.path) for s in rows]
+    for m in model.members[:2]:
+        assert float(m.pool_scale) == pytest.approx(scale, rel=1e-5) and float(m.head_scale) == 1.0
+    out = embed_images(EmbedderEnsemble(list(model.members[:2])), images, 8)
+    pooled_cols = list(range(128, 3200)) + list(range(3328, 6400))
+    assert math.isclose(median_genuine_distance(rows, out[:, pooled_cols], 2, "centroid"),
+                        medians["gradient_histogram"], rel_tol=1e-4)
+    heads_cols = list(range(128)) + list(range(3200, 3328))
+    assert math.isclose(median_genuine_distance(rows, out[:, heads_cols], 2, "centroid"), medians["heads"],
+                        rel_tol=1e-4)
+
+
+def test_attach_pooled_cli_keep_heads(tmp_path):
+    from models.attach_pooled import main
+
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50)
+    writers = sorted({s.writer for s in read_manifest(manifest)})
+    base = save_embedder(_source(tmp_path), {"arch": "signet_s4x2_hog", "model_version": "signet_s4x2_hog-test",
+                                             "data": {"manifest": str(manifest), "train_writers": writers},
+                                             "validation": {"references_per_writer": 2}},
+                         tmp_path / "base.safetensors")
+    out = tmp_path / "hp.safetensors"
+    assert main(["--weights", str(base), "--out", str(out), "--keep-heads"]) == 0
+    model, card = load_embedder(out)
+    assert card["arch"] == "signet_s4x2_headpool_hog" and card["embedding_dim"] == 2 * (128 + 3072) + 288
+    assert card["pooled_conv4"]["module"] == "models.signet.SigNetWithPooled"
+    assert [float(m.pool_scale) for m in model.members[:2]] == pytest.approx(card["pooled_conv4"]["pool_scales"])
+    assert "heads" in card["pooled_conv4"]["median_genuine_distance_train"]
