@@ -56,6 +56,18 @@ def _features(conv1_stride: int, norm: str) -> nn.Sequential:
     ]))
 
 
+def _check_input(x: torch.Tensor) -> None:
+    if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
+        raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+
+
+def _pooled_cells(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``(N, C, H, W)`` conv maps -> ``(N, C * rows * columns)``: averaged on ``grid``, square-rooted, each cell's
+    C-vector L2-normalised."""
+    cells = nn.functional.adaptive_avg_pool2d(maps, grid).clamp_min(0.0).sqrt()
+    return torch.flatten(cells / cells.norm(dim=1, keepdim=True).clamp_min(1e-6), 1)
+
+
 class SigNet(nn.Module):
     """Convolutional trunk, then FC 1024 (ReLU, dropout 0.5) and FC ``embedding_dim``.
 
@@ -81,8 +93,7 @@ class SigNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
-            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+        _check_input(x)
         return self.head(torch.flatten(self.features(x), 1))
 
 
@@ -113,11 +124,8 @@ class PooledConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
-            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
-        cells = nn.functional.adaptive_avg_pool2d(self.features(x), self.grid).clamp_min(0.0).sqrt()
-        cells = cells / cells.norm(dim=1, keepdim=True).clamp_min(1e-6)
-        return torch.flatten(cells, 1) * self.scale
+        _check_input(x)
+        return _pooled_cells(self.features(x), self.grid) * self.scale
 
 
 class SigNetWithPooled(SigNet):
@@ -146,19 +154,17 @@ class SigNetWithPooled(SigNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``: scaled head, then scaled pooled maps."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
-            raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
+        _check_input(x)
         layers = list(self.features)
         conv4 = x
         for layer in layers[:self._cut]:
             conv4 = layer(conv4)
-        cells = nn.functional.adaptive_avg_pool2d(conv4, self.grid).clamp_min(0.0).sqrt()
-        cells = cells / cells.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        cells = _pooled_cells(conv4, self.grid)
         rest = conv4
         for layer in layers[self._cut:]:
             rest = layer(rest)
         head = self.head(torch.flatten(rest, 1))
-        return torch.cat([head * self.head_scale, torch.flatten(cells, 1) * self.pool_scale], dim=1)
+        return torch.cat([head * self.head_scale, cells * self.pool_scale], dim=1)
 
 
 def _signet() -> nn.Module:
