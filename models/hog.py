@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.signet import INPUT_SHAPE
+from models.signet import INPUT_SHAPE, cell_grid
 
 INK_LEVEL = 12 / 255  # a pixel of the preprocessed input brighter than this is ink (sets the box)
 CELL_EPS = 1e-3  # added to a cell's gradient sum: a cell without strokes (rounding noise only) stays near 0
@@ -40,13 +40,11 @@ class GradientHistogram(nn.Module):
     def __init__(self, grid: tuple[int, int] = (4, 6), bins: int = 12, blur_sigma: float = 0.8,
                  scale: float = 1.0) -> None:
         super().__init__()
-        if len(grid) != 2 or min(grid) < 1:
-            raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
+        self.grid = cell_grid(grid)
         if bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
         if blur_sigma <= 0:
             raise ValueError(f"blur_sigma must be > 0, got {blur_sigma}")
-        self.grid = (int(grid[0]), int(grid[1]))
         self.bins = int(bins)
         self.embedding_dim = self.grid[0] * self.grid[1] * self.bins
         self.register_buffer("scale", torch.tensor(float(scale)))

@@ -61,6 +61,19 @@ def _check_input(x: torch.Tensor) -> None:
         raise ValueError(f"input must be (N, {', '.join(map(str, INPUT_SHAPE))}), got {tuple(x.shape)}")
 
 
+def cell_grid(grid: tuple[int, int]) -> tuple[int, int]:
+    """``(rows, columns)`` as ints; raises unless both are at least 1 (the pooled readings' and the gradient
+    histogram's grid)."""
+    if len(grid) != 2 or min(grid) < 1:
+        raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
+    return int(grid[0]), int(grid[1])
+
+
+def _conv4_end(features: nn.Sequential) -> int:
+    """How many of the trunk's layers lead up to conv4's ReLU (the pooled readings' cut)."""
+    return [name for name, _ in features.named_children()].index("relu4") + 1
+
+
 def _pooled_cells(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """``(N, C, H, W)`` conv maps -> ``(N, C * rows * columns)``: averaged on ``grid``, square-rooted, each cell's
     C-vector L2-normalised."""
@@ -112,12 +125,9 @@ class PooledConv(nn.Module):
     def __init__(self, conv1_stride: int = 4, norm: str = "bn", grid: tuple[int, int] = (3, 4),
                  scale: float = 1.0) -> None:
         super().__init__()
-        if len(grid) != 2 or min(grid) < 1:
-            raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
-        trunk = list(_features(conv1_stride, norm).named_children())
-        cut = [name for name, _ in trunk].index("relu4") + 1
-        self.features = nn.Sequential(OrderedDict(trunk[:cut]))
-        self.grid = (int(grid[0]), int(grid[1]))
+        self.grid = cell_grid(grid)
+        trunk = _features(conv1_stride, norm)
+        self.features = nn.Sequential(OrderedDict(list(trunk.named_children())[:_conv4_end(trunk)]))
         channels = int(self.features.conv4.out_channels)
         self.embedding_dim = channels * self.grid[0] * self.grid[1]
         self.register_buffer("scale", torch.tensor(float(scale)))
@@ -142,12 +152,9 @@ class SigNetWithPooled(SigNet):
     def __init__(self, conv1_stride: int = 4, norm: str = "bn", embedding_dim: int = EMBEDDING_DIM,
                  grid: tuple[int, int] = (3, 4), head_scale: float = 1.0, pool_scale: float = 1.0) -> None:
         super().__init__(conv1_stride, norm, embedding_dim)
-        if len(grid) != 2 or min(grid) < 1:
-            raise ValueError(f"grid must be (rows, columns) of at least 1 cell each, got {grid}")
-        self.grid = (int(grid[0]), int(grid[1]))
+        self.grid = cell_grid(grid)
         self.head_dim = embedding_dim
-        names = [name for name, _ in self.features.named_children()]
-        self._cut = names.index("relu4") + 1
+        self._cut = _conv4_end(self.features)
         self.embedding_dim = embedding_dim + int(self.features.conv4.out_channels) * self.grid[0] * self.grid[1]
         self.register_buffer("head_scale", torch.tensor(float(head_scale)))
         self.register_buffer("pool_scale", torch.tensor(float(pool_scale)))
