@@ -139,15 +139,14 @@ def protocol_scores(samples: Sequence[Sample], embeddings: np.ndarray, k: int,
     col = {w: j for j, w in enumerate(ids)}
     own = np.array([col[w] for w in query_writer], dtype=np.int64)
     is_forged = np.array([samples[i].label == "forged" for i in query_idx], dtype=bool)
-    forged_writers = {query_writer[j] for j in np.flatnonzero(is_forged)}
-    of_forged_writer = np.array([w in forged_writers for w in query_writer], dtype=bool)
     own_d = d[np.arange(len(query_idx)), own] if query_idx else np.zeros(0, np.float32)
     gen_rows = d[~is_forged]
     other = np.ones_like(gen_rows, dtype=bool)
     other[np.arange(gen_rows.shape[0]), own[~is_forged]] = False
     queries = QueryScores(np.array([samples[i].rel_path for i in query_idx], dtype=str),
                           np.array(query_writer, dtype=str), is_forged, np.asarray(own_d, np.float64))
-    return ProtocolScores(genuine=own_d[~is_forged], genuine_forged_writers=own_d[~is_forged & of_forged_writer],
+    # one derivation of "genuine queries of the signers with skilled forgeries": the one the interval uses
+    return ProtocolScores(genuine=own_d[~is_forged], genuine_forged_writers=queries.skilled_sets()[0],
                           skilled=own_d[is_forged], random=gen_rows[other],
                           n_writers=len(refs), n_writers_fewer_references=int(fewer), queries=queries)
 

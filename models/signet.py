@@ -109,6 +109,21 @@ class SigNet(nn.Module):
         _check_input(x)
         return self.head(torch.flatten(self.features(x), 1))
 
+    def pooled_and_embedding(self, x: torch.Tensor, grid: tuple[int, int] = (3, 4)) -> tuple[torch.Tensor, torch.Tensor]:
+        """One trunk pass read twice: the conv4 maps pooled as ``PooledConv`` reads them (scale 1,
+        ``(N, 256 * rows * columns)``) and the head's embedding ``(N, embedding_dim)``."""
+        _check_input(x)
+        layers = list(self.features)
+        cut = _conv4_end(self.features)
+        conv4 = x
+        for layer in layers[:cut]:
+            conv4 = layer(conv4)
+        cells = _pooled_cells(conv4, cell_grid(grid))
+        rest = conv4
+        for layer in layers[cut:]:
+            rest = layer(rest)
+        return cells, self.head(torch.flatten(rest, 1))
+
 
 class PooledConv(nn.Module):
     """A SigNet trunk read at conv4 instead of through the FC head: ``(N, 1, 155, 220)`` ->
@@ -154,23 +169,13 @@ class SigNetWithPooled(SigNet):
         super().__init__(conv1_stride, norm, embedding_dim)
         self.grid = cell_grid(grid)
         self.head_dim = embedding_dim
-        self._cut = _conv4_end(self.features)
         self.embedding_dim = embedding_dim + int(self.features.conv4.out_channels) * self.grid[0] * self.grid[1]
         self.register_buffer("head_scale", torch.tensor(float(head_scale)))
         self.register_buffer("pool_scale", torch.tensor(float(pool_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``: scaled head, then scaled pooled maps."""
-        _check_input(x)
-        layers = list(self.features)
-        conv4 = x
-        for layer in layers[:self._cut]:
-            conv4 = layer(conv4)
-        cells = _pooled_cells(conv4, self.grid)
-        rest = conv4
-        for layer in layers[self._cut:]:
-            rest = layer(rest)
-        head = self.head(torch.flatten(rest, 1))
+        cells, head = self.pooled_and_embedding(x, self.grid)
         return torch.cat([head * self.head_scale, cells * self.pool_scale], dim=1)
 
 

@@ -8,6 +8,8 @@
 Loss: all-pairs contrastive loss in each writers x samples batch (Eq. 1 of Dey et al. 2017), plus
 optional auxiliary heads on the embedding used only in training (writer classification as in
 sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights hold the embedder only.
+``--pooled-weight W`` adds the same contrastive loss on the conv4 maps read as the shipped
+``signet_s4x2_pool_hog`` reads them (``models.signet.PooledConv``), and selects the best checkpoint by that reading.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.export import export_model, read_attachments
 from models.losses import batch_contrastive_loss
-from models.signet import EMBEDDERS, build_embedder
+from models.signet import EMBEDDERS, SigNet, build_embedder
 from models.verification import REFERENCE_SCORES
 from models.weights import save_embedder
 from transforms.preprocess import INK_MASKS
@@ -100,6 +102,10 @@ class TrainConfig:
     # trained on Otsu masks and scored with the hysteresis mask generalized best (SigNet card:
     # preprocessing_generalization_20261201). A config.json without the key (runs before it) reads as "otsu".
     ink_mask: str = "otsu"
+    # weight of a second contrastive loss on the trunk's conv4 maps read as the shipped model reads them
+    # (models.signet.PooledConv: 3 x 4 cells, scaled to unit norm); 0 = none. With it, in-training
+    # validation and the best checkpoint follow that reading instead of the head's.
+    pooled_weight: float = 0.0
 
     @property
     def writer_split_seed(self) -> int:
@@ -181,6 +187,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ink-mask", choices=INK_MASKS, default=TrainConfig.ink_mask,
                    help="ink mask of the training images (default otsu, as the shipped members; evaluation and the "
                         "pipeline always use hysteresis)")
+    p.add_argument("--pooled-weight", type=float, default=0.0,
+                   help="weight of a contrastive loss on the conv4 maps read as PooledConv reads them (0 = none); "
+                        "the best checkpoint then follows that reading")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -207,7 +216,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
                        whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
                        reference_score=a.reference_score or "centroid", page_copies=a.page_copies,
-                       page_share=a.page_share, ink_mask=a.ink_mask)
+                       page_share=a.page_share, ink_mask=a.ink_mask, pooled_weight=a.pooled_weight)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -216,13 +225,46 @@ def load_config(out: Path) -> TrainConfig:
     return TrainConfig(**raw)
 
 
+POOLED_GRID = (3, 4)
+
+
+def pooled_reading(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pooled conv4 cells scaled to unit norm, head embedding)`` of a ``SigNet`` in one trunk pass."""
+    if not isinstance(model, SigNet):
+        raise ValueError(f"the pooled loss needs a single SigNet (arch signet or signet_s4), got {type(model).__name__}")
+    cells, emb = model.pooled_and_embedding(x, POOLED_GRID)
+    return cells / math.sqrt(POOLED_GRID[0] * POOLED_GRID[1]), emb
+
+
+class _BothReadings(nn.Module):
+    """Embeds through the head and the pooled conv4 reading at once: ``(N, head dim + pooled dim)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cells, emb = pooled_reading(self.model, x)
+        return torch.cat([emb, cells], dim=1)
+
+
 def validate(model: nn.Module, val_cache: np.ndarray, val_samples: list, k: int,
-             rule: str = "centroid") -> dict[str, Any]:
-    """Protocol figures of ``model`` on the validation writers (eval mode, no augmentation)."""
+             rule: str = "centroid", pooled: bool = False) -> dict[str, Any]:
+    """Protocol figures of ``model`` on the validation writers (eval mode, no augmentation). With ``pooled``
+    the figures are the pooled conv4 reading's, and ``head`` holds the head's."""
     model.eval()
-    emb = embed_preprocessed(model, [im.astype(np.float32) / 255.0 for im in val_cache], 64)
-    model.train()
-    return summarize(protocol_scores(val_samples, emb, k, rule=rule), None)
+    images = [im.astype(np.float32) / 255.0 for im in val_cache]
+    try:
+        if not pooled:
+            return summarize(protocol_scores(val_samples, embed_preprocessed(model, images, 64), k, rule=rule), None)
+        both = embed_preprocessed(_BothReadings(model), images, 64)
+    finally:
+        model.train()
+    dim = int(model.embedding_dim)
+    fig = summarize(protocol_scores(val_samples, both[:, dim:], k, rule=rule), None)
+    fig["reading"] = "pooled_conv4"
+    fig["head"] = summarize(protocol_scores(val_samples, both[:, :dim], k, rule=rule), None)
+    return fig
 
 
 def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
@@ -282,9 +324,18 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
                                        page_cache, cfg.page_share)
         # impostors are natural signatures: skilled negatives for the contrastive loss only
         imitation = forged & torch.tensor([not t for t in batch.impostor_of], dtype=torch.bool)
-        emb = model(x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        if cfg.pooled_weight > 0:
+            cells, emb = pooled_reading(model, x)
+        else:
+            emb = model(x)
         loss, stats = batch_contrastive_loss(emb, writers, forged, cfg.margin, cfg.skilled_weight)
         stats["contrastive"] = float(loss.detach())
+        if cfg.pooled_weight > 0:
+            pooled_loss, pooled_stats = batch_contrastive_loss(cells, writers, forged, cfg.margin, cfg.skilled_weight)
+            loss = loss + cfg.pooled_weight * pooled_loss
+            stats["pooled"] = float(pooled_loss.detach())
+            stats.update({f"pooled_{k}": v for k, v in pooled_stats.items()})
         if cfg.writer_weight > 0:
             # writer classification on genuine images: cross-entropy(W e + b, class of the image)
             classes = class_of[torch.as_tensor(batch.indices, dtype=torch.int64)]
@@ -319,7 +370,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
 def validate_and_save(cfg: TrainConfig, out: Path, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,
                       state: dict[str, Any], step: int, va_cache: np.ndarray, va: list) -> None:
     """Validate at ``step``, keep ``best`` (lowest skilled EER, else random EER) and ``last``."""
-    fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score)
+    fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score, cfg.pooled_weight > 0)
     score = fig["eer"] if fig["eer"] is not None else fig["eer_random"]
     fig["step"], fig["train_seconds"] = step, round(state["train_seconds"], 1)
     state["history"].append(fig)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,22 @@ def test_demo_signatures_come_back_as_regions_with_crops_and_matches(demo_run):
         assert sorted(r["rank"] for r in rows) == list(range(1, len(signers) + 1))
         closest = min(rows, key=lambda r: r["distance"])
         assert closest["rank"] == 1
+
+
+def test_demo_accuracy_benchmark_reads_the_demo_run(demo_run):
+    """benchmarks/demo_accuracy.py on a real demo run: every placed signature found, each with its match row."""
+    output, tables = demo_run
+    spec = importlib.util.spec_from_file_location("demo_accuracy", Path(run_pipeline.__file__).parent / "benchmarks"
+                                                  / "demo_accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    placed = bench.placed_signatures(output / "demo_corpus" / "truth.csv")
+    out = bench.demo_accuracy(placed, tables["signatures"].to_pylist(), tables["matches"].to_pylist())
+    for kind in ("genuine", "forged"):
+        assert out[kind]["placed"] == sum(p["kind"] == kind for p in placed) > 0
+        assert out[kind]["found"] >= 0.8 * out[kind]["placed"]
+        assert set(out[kind]["decisions"]) <= {"match", "review", "mismatch", "not found"}
+    assert out["eer"] is not None and 0.0 <= out["eer"] <= 1.0
 
 
 def test_demo_expected_signers_are_reported(demo_run):

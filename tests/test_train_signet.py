@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from models.data import Sample
-from models.train_signet import TrainConfig, lr_at, main, writer_class_labels
+from models.signet import PooledConv, build_embedder
+from models.train_signet import TrainConfig, lr_at, main, pooled_reading, writer_class_labels
 from models.verification import Calibration
 from models.weights import load_embedder
 from transforms.demo_corpus import write_signature_manifest
@@ -149,3 +152,36 @@ def test_ink_mask_of_the_training_images_is_chosen_recorded_and_used(tmp_path, c
     assert train_signet.load_config(tmp_path / "run_None").ink_mask == "otsu"
     with pytest.raises(SystemExit):
         main(["--manifest", str(manifest), "--out", str(tmp_path / "bad"), "--ink-mask", "canny"])
+
+
+def test_pooled_weight_trains_the_conv4_reading_and_selects_on_it(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    out = tmp_path / "run"
+    init = tmp_path / "init.safetensors"
+    torch.manual_seed(0)
+    start = {k: v.contiguous() for k, v in build_embedder("signet_s4").state_dict().items()}
+    save_file(start, str(init))
+    main(["--manifest", str(manifest), "--out", str(out), "--threads", "1", "--steps", "2", "--eval-every", "2",
+          "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction", "0.5",
+          "--pooled-weight", "1.0", "--init-from", str(init), "--no-whiten", "--export-to", str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    assert json.loads((out / "config.json").read_text())["pooled_weight"] == 1.0
+    history = json.loads((out / "last.json").read_text())["history"]
+    # validation figures are the pooled reading's, the head's kept beside them
+    assert history[-1]["reading"] == "pooled_conv4" and "eer_random" in history[-1]["head"]
+    trained = load_file(str(out / "last.safetensors"))
+    assert not torch.equal(trained["features.conv4.weight"], start["features.conv4.weight"])
+    # the loss's reading is PooledConv's on the same trunk, scaled to unit norm
+    model = build_embedder("signet_s4")
+    model.load_state_dict(trained)
+    pooled = PooledConv()
+    pooled.load_state_dict({k: v for k, v in trained.items() if k in pooled.state_dict()} | {"scale": torch.tensor(1.0)})
+    x = torch.rand(3, 1, 155, 220)
+    cells, emb = pooled_reading(model.eval(), x)
+    assert torch.allclose(cells * 12 ** 0.5, pooled.eval()(x), atol=1e-5)
+    assert torch.allclose(cells.norm(dim=1), torch.ones(3), atol=1e-5) and torch.allclose(emb, model(x), atol=1e-5)
+
+
+def test_pooled_weight_needs_a_single_signet():
+    with pytest.raises(ValueError, match="single SigNet"):
+        pooled_reading(build_embedder("signet_s4x2"), torch.rand(1, 1, 155, 220))
