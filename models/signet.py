@@ -24,6 +24,9 @@ from torch import nn
 
 INPUT_SHAPE = (1, 155, 220)
 EMBEDDING_DIM = 128
+# cells (rows, columns) of the conv4 reading (PooledConv, SigNetWithPooled, train_signet --pooled-weight);
+# the validation writers pick it (SigNet card: pooled_shipped_20261202.grid_check_on_validation)
+POOLED_GRID = (3, 4)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -109,7 +112,7 @@ class SigNet(nn.Module):
         _check_input(x)
         return self.head(torch.flatten(self.features(x), 1))
 
-    def pooled_and_embedding(self, x: torch.Tensor, grid: tuple[int, int] = (3, 4)) -> tuple[torch.Tensor, torch.Tensor]:
+    def pooled_and_embedding(self, x: torch.Tensor, grid: tuple[int, int] = POOLED_GRID) -> tuple[torch.Tensor, torch.Tensor]:
         """One trunk pass read twice: the conv4 maps pooled as ``PooledConv`` reads them (scale 1,
         ``(N, 256 * rows * columns)``) and the head's embedding ``(N, embedding_dim)``."""
         _check_input(x)
@@ -137,7 +140,7 @@ class PooledConv(nn.Module):
     collection it never saw much better than its head does (SigNet card: ``pooled_conv4_20261202``).
     """
 
-    def __init__(self, conv1_stride: int = 4, norm: str = "bn", grid: tuple[int, int] = (3, 4),
+    def __init__(self, conv1_stride: int = 4, norm: str = "bn", grid: tuple[int, int] = POOLED_GRID,
                  scale: float = 1.0) -> None:
         super().__init__()
         self.grid = cell_grid(grid)
@@ -165,7 +168,7 @@ class SigNetWithPooled(SigNet):
     """
 
     def __init__(self, conv1_stride: int = 4, norm: str = "bn", embedding_dim: int = EMBEDDING_DIM,
-                 grid: tuple[int, int] = (3, 4), head_scale: float = 1.0, pool_scale: float = 1.0) -> None:
+                 grid: tuple[int, int] = POOLED_GRID, head_scale: float = 1.0, pool_scale: float = 1.0) -> None:
         super().__init__(conv1_stride, norm, embedding_dim)
         self.grid = cell_grid(grid)
         self.head_dim = embedding_dim

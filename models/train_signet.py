@@ -46,7 +46,7 @@ from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.export import export_model, read_attachments
 from models.losses import batch_contrastive_loss
-from models.signet import EMBEDDERS, SigNet, build_embedder
+from models.signet import EMBEDDERS, POOLED_GRID, SigNet, build_embedder
 from models.verification import REFERENCE_SCORES
 from models.weights import save_embedder
 from transforms.preprocess import INK_MASKS
@@ -223,9 +223,6 @@ def load_config(out: Path) -> TrainConfig:
     raw = json.loads((out / "config.json").read_text())
     raw["batch"] = BatchSpec(**raw["batch"])
     return TrainConfig(**raw)
-
-
-POOLED_GRID = (3, 4)
 
 
 def pooled_reading(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

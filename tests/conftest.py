@@ -1,8 +1,10 @@
 """Shared test helpers: local Beam pipelines and the location of the real data."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import apache_beam as beam
 import pytest
@@ -16,6 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def shared_data_dir() -> Path:
     """``$SIGAUDIT_SHARED_DATA`` or ``<repo>/../shared/data`` (the real data is never in the repo)."""
     return Path(os.environ.get("SIGAUDIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (the benchmarks folder is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def local_pipeline(*args: str) -> beam.Pipeline:

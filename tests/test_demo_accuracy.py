@@ -1,17 +1,12 @@
 """benchmarks/demo_accuracy.py: placed signatures matched to regions, their decisions and EER."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import load_benchmark
 from transforms.boxes import Box
 
-_SPEC = importlib.util.spec_from_file_location(
-    "demo_accuracy", Path(__file__).resolve().parents[1] / "benchmarks" / "demo_accuracy.py")
-demo_accuracy = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(demo_accuracy)
+demo_accuracy = load_benchmark("demo_accuracy")
 
 
 def _placed(doc, page, box, signer, kind):

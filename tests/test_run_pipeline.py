@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import run_pipeline
 from pipeline.reports import SCHEMAS, TABLES
 from pipeline.summary import read_table
+from tests.conftest import load_benchmark
 from transforms.boxes import Box, iou
 from transforms.hostile_pdfs import HOSTILE_FILES
 
@@ -79,10 +79,7 @@ def test_demo_signatures_come_back_as_regions_with_crops_and_matches(demo_run):
 def test_demo_accuracy_benchmark_reads_the_demo_run(demo_run):
     """benchmarks/demo_accuracy.py on a real demo run: every placed signature found, each with its match row."""
     output, tables = demo_run
-    spec = importlib.util.spec_from_file_location("demo_accuracy", Path(run_pipeline.__file__).parent / "benchmarks"
-                                                  / "demo_accuracy.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("demo_accuracy")
     placed = bench.placed_signatures(output / "demo_corpus" / "truth.csv")
     out = bench.demo_accuracy(placed, tables["signatures"].to_pylist(), tables["matches"].to_pylist())
     for kind in ("genuine", "forged"):
