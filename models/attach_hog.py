@@ -1,10 +1,10 @@
-"""Put the untrained shape feature (``models.hog.GradientHistogram``) beside a trained ``signet_s4x2``.
+"""Put the untrained shape feature (``models.hog.GradientHistogram``) beside a trained ``signet_s4x2`` or ``signet_s4x3``.
 
     python -m models.attach_hog --weights models/weights/signet_default.safetensors --out NEW.safetensors
         [--manifest M.csv] [--weight 1.0]
 
-The new embedder is ``signet_s4x2_hog``: the two SigNet members unchanged and the gradient histogram as a
-third member of the ``EmbedderEnsemble``, so a query's squared distance to a signer's references is
+The new embedder is ``signet_s4x2_hog`` (``signet_s4x3_hog``): the SigNet members unchanged and the gradient
+histogram as the last member of the ``EmbedderEnsemble``, so a query's squared distance to a signer's references is
 SigNet's plus the histogram's, scaled. The scale is not tuned on validation writers: it makes the two
 parts' median genuine-query distances equal on the card's *training* writers (the protocol with the card's
 K), times ``--weight`` (1: equal say). The card is copied with the new ``arch``, ``gradient_histogram``
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,14 @@ from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, select_samples
 from models.export import write_weights_and_card
 from models.hog import GradientHistogram
-from models.signet import EmbedderEnsemble
+from models.signet import ENSEMBLE_SIZES, EmbedderEnsemble
 from models.verification import reference_score
 from transforms.preprocess import preprocess_signature
 
 log = logging.getLogger(__name__)
 
-ARCH = "signet_s4x2_hog"
+# the arch of the source ensemble -> the arch with the histogram
+WITH_HOG = {f"signet_s4x{n}": f"signet_s4x{n}_hog" for n in ENSEMBLE_SIZES}
 
 
 def median_genuine_distance(samples: Sequence, embeddings: np.ndarray, k: int, rule: str) -> float:
@@ -66,7 +67,7 @@ def with_hog(signet: EmbedderEnsemble, scale: float) -> EmbedderEnsemble:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.attach_hog", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=None, help="signet_s4x2 safetensors (default: the shipped one)")
+    p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(WITH_HOG)} safetensors (default: the shipped one)")
     p.add_argument("--out", type=Path, required=True, help="where to write the signet_s4x2_hog safetensors and card")
     p.add_argument("--manifest", type=Path, default=None,
                    help="signature manifest (default: the card's data.manifest)")
@@ -75,17 +76,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_source(weights: Path | None, manifest: Path | None, arch: str) -> tuple[torch.nn.Module, dict[str, Any],
-                                                                           list, int, str]:
+def load_source(weights: Path | None, manifest: Path | None,
+                archs: Collection[str]) -> tuple[torch.nn.Module, dict[str, Any], list, int, str]:
     """``(model, card, training samples, K, rule)`` of the embedder at ``weights`` (default: the shipped one),
-    which must be ``arch``; the training samples are the card's training writers' rows of ``manifest``
+    whose arch must be one of ``archs``; the training samples are the card's training writers' rows of ``manifest``
     (default: the card's ``data.manifest``). Exits with a message naming the file otherwise."""
     from models.weights import default_weights_path, load_embedder
 
     weights = weights or default_weights_path()
     model, card = load_embedder(weights, "cpu")
-    if card.get("arch") != arch:
-        raise SystemExit(f"{weights}: arch {card.get('arch')!r}, expected {arch!r}")
+    if card.get("arch") not in archs:
+        raise SystemExit(f"{weights}: arch {card.get('arch')!r}, expected {' or '.join(map(repr, archs))}")
     manifest = manifest or Path(card["data"]["manifest"])
     if not manifest.is_file():
         raise SystemExit(f"no signature manifest at {manifest}: pass --manifest")
@@ -102,7 +103,7 @@ def inherited_fields(card: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
-    model, card, train, k, rule = load_source(a.weights, a.manifest, "signet_s4x2")
+    model, card, train, k, rule = load_source(a.weights, a.manifest, WITH_HOG)
     log.info("scaling the gradient histogram on %d training images", len(train))
     scale, medians = hog_scale(model, train, k, rule, a.weight)
     out_model = with_hog(model, scale)
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python -m models.attach_hog " + " ".join(sys.argv[1:] if argv is None else argv)},
         score=card.get("score", "") + "; plus the scaled gradient histogram's squared distance (models.hog)",
     )
-    new = write_weights_and_card(out_model, ARCH, a.out, fields, dtype, rule)
+    new = write_weights_and_card(out_model, WITH_HOG[card["arch"]], a.out, fields, dtype, rule)
     log.info("wrote %s (%s, scale %.5f); calibrate it with models.recalibrate --clean --write", a.out,
              new["model_version"], scale)
     return 0

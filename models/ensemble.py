@@ -79,6 +79,22 @@ def round_through(model: nn.Module, dtype: torch.dtype | None) -> None:
                 t.copy_(t.to(dtype).to(t.dtype))
 
 
+def member_record(run: Path, cfg: TrainConfig, checkpoint: str, whitening: dict[str, Any]) -> dict[str, Any]:
+    """The card's record of a member: its run, command, config, checkpoint step, training time and the
+    checkpoint's validation figures (from ``best.json``, or for 'last' the history's entry at the last step)."""
+    state = json.loads((run / "last.json").read_text())
+    if checkpoint == "best":
+        chosen = json.loads((run / "best.json").read_text())
+    else:  # last.json is the run's state; its validation is the history's entry at the last step
+        chosen = {"step": state["step"], "validation": next(
+            (h for h in reversed(state.get("history", [])) if h.get("step") == state["step"]), {})}
+    return {"run": str(run), "command": state.get("command"), "config": asdict(cfg),
+            "checkpoint": checkpoint, "checkpoint_step": chosen.get("step"), "steps_done": state["step"],
+            "train_seconds": round(state["train_seconds"], 1),
+            "member_validation": {k: chosen.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
+            "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets}
+
+
 def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module, list[TrainConfig], list[dict[str, Any]], list, Split]:
     """Load and whiten each run's ``checkpoint`` ('best': lowest validation EER; 'last': the final step, for
     fine-tunes whose aim the clean validation EER does not measure). Returns the ensemble, the configs, the
@@ -105,18 +121,8 @@ def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module,
             if images_key not in training_images:
                 training_images[images_key] = genuine_training_images(splits[key].train, cfg.ink_mask)
             whitening = fit_whitening(model, *training_images[images_key], cfg.whiten_shrinkage)
-        state = json.loads((run / "last.json").read_text())
-        if checkpoint == "best":
-            chosen = json.loads((run / "best.json").read_text())
-        else:  # last.json is the run's state; its validation is the history's entry at the last step
-            chosen = {"step": state["step"], "validation": next(
-                (h for h in reversed(state.get("history", [])) if h.get("step") == state["step"]), {})}
         members.append(model)
-        records.append({"run": str(run), "command": state.get("command"), "config": asdict(cfg),
-                        "checkpoint": checkpoint, "checkpoint_step": chosen.get("step"), "steps_done": state["step"],
-                        "train_seconds": round(state["train_seconds"], 1),
-                        "member_validation": {k: chosen.get("validation", {}).get(k) for k in ("eer", "auc", "eer_random")},
-                        "whitening": whitening, "train_excluded_datasets": cfg.train_exclude_datasets})
+        records.append(member_record(run, cfg, checkpoint, whitening))
     ensemble = EmbedderEnsemble(members)
     ensemble.eval()
     return ensemble, configs, records, samples, splits[tuple(sorted(first.train_exclude_datasets))]

@@ -8,11 +8,11 @@ Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, se
 - ``signet_s4``: the authors' released variant: conv1 stride 4 and BatchNorm instead of LRN
   (about 6.5 M parameters, about 0.5 GMAC per image): the CPU default.
 - ``signet_s4x2``, ``signet_s4x3``: ensembles of separately trained ``signet_s4`` (``EmbedderEnsemble``).
-- ``signet_s4x2_hog``: ``signet_s4x2`` with an untrained shape feature beside it
+- ``signet_s4x2_hog``, ``signet_s4x3_hog``: the ensemble with an untrained shape feature beside it
   (``models.hog.GradientHistogram``), assembled by ``models.attach_hog``.
-- ``signet_s4x2_pool_hog``: its members read at conv4 (``PooledConv``, heads dropped);
-  ``signet_s4x2_headpool_hog``: read through their heads and at conv4 in one pass (``SigNetWithPooled``);
-  both assembled by ``models.attach_pooled``.
+- ``signet_s4x2_pool_hog``, ``signet_s4x3_pool_hog``: its members read at conv4 (``PooledConv``, heads dropped);
+  ``signet_s4x2_headpool_hog``, ``signet_s4x3_headpool_hog``: read through their heads and at conv4 in one
+  pass (``SigNetWithPooled``); both assembled by ``models.attach_pooled``.
 """
 from __future__ import annotations
 
@@ -214,32 +214,25 @@ def _signet_s4_ensemble(n: int) -> Callable[[], nn.Module]:
     return lambda: EmbedderEnsemble([_signet_s4() for _ in range(n)])
 
 
-def _signet_s4x2_hog() -> nn.Module:
-    from models.hog import GradientHistogram  # models.hog imports this module's INPUT_SHAPE
+def _with_histogram(member: Callable[[], nn.Module], n: int) -> Callable[[], nn.Module]:
+    """A builder of ``n`` members made by ``member`` and the gradient histogram as the last member."""
+    def build() -> nn.Module:
+        from models.hog import GradientHistogram  # models.hog imports this module's INPUT_SHAPE
 
-    return EmbedderEnsemble([_signet_s4(), _signet_s4(), GradientHistogram()])
-
-
-def _signet_s4x2_pool_hog() -> nn.Module:
-    from models.hog import GradientHistogram
-
-    return EmbedderEnsemble([PooledConv(), PooledConv(), GradientHistogram()])
+        return EmbedderEnsemble([*(member() for _ in range(n)), GradientHistogram()])
+    return build
 
 
-def _signet_s4x2_headpool_hog() -> nn.Module:
-    from models.hog import GradientHistogram
-
-    return EmbedderEnsemble([SigNetWithPooled(), SigNetWithPooled(), GradientHistogram()])
-
+# member counts of the assembled ensembles (models.ensemble, models.attach_hog, models.attach_pooled)
+ENSEMBLE_SIZES = (2, 3)
 
 EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     "signet": _signet,
     "signet_s4": _signet_s4,
-    "signet_s4x2": _signet_s4_ensemble(2),
-    "signet_s4x3": _signet_s4_ensemble(3),
-    "signet_s4x2_hog": _signet_s4x2_hog,
-    "signet_s4x2_pool_hog": _signet_s4x2_pool_hog,
-    "signet_s4x2_headpool_hog": _signet_s4x2_headpool_hog,
+    **{f"signet_s4x{n}": _signet_s4_ensemble(n) for n in ENSEMBLE_SIZES},
+    **{f"signet_s4x{n}_hog": _with_histogram(_signet_s4, n) for n in ENSEMBLE_SIZES},
+    **{f"signet_s4x{n}_pool_hog": _with_histogram(PooledConv, n) for n in ENSEMBLE_SIZES},
+    **{f"signet_s4x{n}_headpool_hog": _with_histogram(SigNetWithPooled, n) for n in ENSEMBLE_SIZES},
 }
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from models.attach_hog import with_hog
 from models.attach_pooled import pooled_from, set_pooled_scales
@@ -56,8 +57,10 @@ def test_pooled_from_keeps_the_trunks_and_the_histogram(tmp_path):
     x = torch.rand(2, 1, 155, 220)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-5)
-    with pytest.raises(ValueError, match="not a signet_s4x2_hog"):
+    with pytest.raises(ValueError, match="not one of"):
         pooled_from(build_embedder("signet_s4x2").eval())
+    with pytest.raises(ValueError, match="3 members, the source 4"):
+        pooled_from(with_hog(build_embedder("signet_s4x3").eval(), 0.5), "signet_s4x2_pool_hog")
 
 
 def test_set_pooled_scales_gives_each_part_the_histograms_median(tmp_path):
@@ -174,3 +177,72 @@ def test_attach_pooled_cli_keep_heads(tmp_path):
     assert card["pooled_conv4"]["module"] == "models.signet.SigNetWithPooled"
     assert [float(m.pool_scale) for m in model.members[:2]] == pytest.approx(card["pooled_conv4"]["pool_scales"])
     assert "heads" in card["pooled_conv4"]["median_genuine_distance_train"]
+
+
+def test_three_members_are_assembled_as_two_are(tmp_path):
+    """attach_hog and attach_pooled take a signet_s4x3 as they take a signet_s4x2: every member's trunk kept,
+    each pooled member scaled to the histogram's median."""
+    from models.attach_hog import main as attach_hog
+    from models.attach_pooled import main as attach_pooled
+
+    torch.manual_seed(0)
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=3, n_genuine=4, height=50)
+    writers = sorted({s.writer for s in read_manifest(manifest)})
+    source = build_embedder("signet_s4x3").eval()
+    base = save_embedder(source, {"arch": "signet_s4x3", "model_version": "signet_s4x3-test",
+                                  "data": {"manifest": str(manifest), "train_writers": writers},
+                                  "validation": {"references_per_writer": 2}}, tmp_path / "base.safetensors")
+    hog, pool = tmp_path / "hog.safetensors", tmp_path / "pool.safetensors"
+    assert attach_hog(["--weights", str(base), "--out", str(hog)]) == 0
+    assert attach_pooled(["--weights", str(hog), "--out", str(pool)]) == 0
+    model, card = load_embedder(pool)
+    assert card["arch"] == "signet_s4x3_pool_hog" and card["embedding_dim"] == 3 * 3072 + 288
+    assert "three members'" in card["score"] and len(card["pooled_conv4"]["scales"]) == 3
+    for i in range(3):
+        assert torch.equal(model.members[i].features.conv4.weight, source.members[i].features.conv4.weight)
+    medians = card["pooled_conv4"]["median_genuine_distance_train"]
+    assert set(medians) == {"gradient_histogram", "pooled_member_0", "pooled_member_1", "pooled_member_2"}
+
+
+def test_add_run_joins_a_third_member_of_the_same_split(tmp_path, capsys):
+    """models.ensemble (two runs) -> attach_hog -> attach_pooled, then --add-run a third run of the split: the
+    two members' trunks and the histogram kept, the third run's trunk read at conv4, its record on the card;
+    a run of another split is refused by name."""
+    from models.attach_hog import main as attach_hog
+    from models.attach_pooled import main as attach_pooled
+    from models.ensemble import main as ensemble
+    from models.train_signet import main as train
+
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=6, n_genuine=5, height=50)
+    for name, extra in (("a", ["--seed", "1"]), ("b", ["--seed", "1", "--writer-classes", "person"]),
+                        ("c", ["--seed", "2", "--split-seed", "1"]), ("other", ["--seed", "2"])):
+        train(["--manifest", str(manifest), "--out", str(tmp_path / name), "--threads", "1", "--steps", "2",
+               "--eval-every", "2", "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1",
+               "--val-fraction", "0.5", "--writer-weight", "0.5", *extra])
+    capsys.readouterr()
+    ens, hog, pool, three = (tmp_path / f"{n}.safetensors" for n in ("ens", "hog", "pool", "three"))
+    ensemble(["--run", str(tmp_path / "a"), "--run", str(tmp_path / "b"), "--out", str(ens)])
+    assert attach_hog(["--weights", str(ens), "--out", str(hog)]) == 0
+    assert attach_pooled(["--weights", str(hog), "--out", str(pool)]) == 0
+    assert attach_pooled(["--weights", str(pool), "--out", str(three), "--add-run", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    two, _ = load_embedder(pool)
+    model, card = load_embedder(three)
+    assert card["arch"] == "signet_s4x3_pool_hog" and len(card["members"]) == 3
+    assert card["pooled_conv4"]["added_members"] == [str(tmp_path / "c")]
+    assert card["members"][2]["whitening"]["applied"] is False and len(card["pooled_conv4"]["scales"]) == 3
+    added = build_embedder("signet_s4")
+    added.load_state_dict(load_file(str(tmp_path / "c" / "best.safetensors")))
+    assert torch.equal(model.members[2].features.conv4.weight, added.features.conv4.weight.half().float())
+    for i in (0, 1):
+        assert torch.equal(model.members[i].features.conv4.weight, two.members[i].features.conv4.weight)
+        assert float(model.members[i].scale) == pytest.approx(float(two.members[i].scale), rel=1e-2)
+    assert float(model.members[3].scale) == float(two.members[2].scale)  # the histogram as it was
+    with pytest.raises(SystemExit, match="val_writers are not those of|train_writers are not those of"):
+        attach_pooled(["--weights", str(pool), "--out", str(tmp_path / "x.safetensors"),
+                       "--add-run", str(tmp_path / "other")])
+    with pytest.raises(SystemExit, match="drop --keep-heads"):
+        attach_pooled(["--weights", str(pool), "--out", str(tmp_path / "y.safetensors"), "--keep-heads",
+                       "--add-run", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="expected"):  # a pooled source without --add-run has nothing to do
+        attach_pooled(["--weights", str(pool), "--out", str(tmp_path / "z.safetensors")])
