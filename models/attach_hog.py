@@ -68,7 +68,7 @@ def with_hog(signet: EmbedderEnsemble, scale: float) -> EmbedderEnsemble:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.attach_hog", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(WITH_HOG)} safetensors (default: the shipped one)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the signet_s4x2_hog safetensors and card")
+    p.add_argument("--out", type=Path, required=True, help="where to write the signet_s4xN_hog safetensors and card")
     p.add_argument("--manifest", type=Path, default=None,
                    help="signature manifest (default: the card's data.manifest)")
     p.add_argument("--weight", type=float, default=1.0,

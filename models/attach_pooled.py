@@ -32,13 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from models.attach_hog import inherited_fields, load_source, median_genuine_distance
 from models.data import load_gray
 from models.embed import embed_preprocessed
-from models.ensemble import member_record
+from models.ensemble import load_member, member_record
 from models.export import write_weights_and_card
 from models.signet import (
     EMBEDDERS,
@@ -118,9 +117,7 @@ def load_runs(runs: Sequence[Path], card: dict) -> tuple[list[nn.Module], list[d
             if sorted(split[key]) != sorted(card["data"][key]):
                 raise SystemExit(f"{run}: its {key} are not those of {card['model_version']}: train it with the "
                                  "same --split-seed and datasets")
-        model = build_embedder(cfg.arch)
-        model.load_state_dict(load_file(str(run / "best.safetensors")))
-        trunks.append(model.eval())
+        trunks.append(load_member(run, cfg, "best"))
         records.append(member_record(run, cfg, "best", {
             "applied": False, "why": "read at conv4 (models.attach_pooled --add-run): the head, on which the "
                                      "whitening acts, is dropped"}))

@@ -79,6 +79,13 @@ def round_through(model: nn.Module, dtype: torch.dtype | None) -> None:
                 t.copy_(t.to(dtype).to(t.dtype))
 
 
+def load_member(run: Path, cfg: TrainConfig, checkpoint: str = "best") -> nn.Module:
+    """The ``checkpoint`` ('best' or 'last') weights of the run at ``run`` (config ``cfg``), in eval mode."""
+    model = build_embedder(cfg.arch)
+    model.load_state_dict(load_file(str(run / f"{checkpoint}.safetensors")))
+    return model.eval()
+
+
 def member_record(run: Path, cfg: TrainConfig, checkpoint: str, whitening: dict[str, Any]) -> dict[str, Any]:
     """The card's record of a member: its run, command, config, checkpoint step, training time and the
     checkpoint's validation figures (from ``best.json``, or for 'last' the history's entry at the last step)."""
@@ -113,9 +120,7 @@ def assemble(runs: Sequence[Path], checkpoint: str = "best") -> tuple[nn.Module,
         if key not in splits:
             splits[key] = cfg.writer_split(samples)
         images_key = (key, cfg.ink_mask)
-        model = build_embedder(cfg.arch)
-        model.load_state_dict(load_file(str(run / f"{checkpoint}.safetensors")))
-        model.eval()
+        model = load_member(run, cfg, checkpoint)
         whitening: dict[str, Any] = {"applied": False}
         if cfg.whiten:
             if images_key not in training_images:
