@@ -13,6 +13,8 @@ Every embedder maps ``(N, 1, 155, 220) float32`` (ink bright, values in 0..1, se
 - ``signet_s4x2_pool_hog``, ``signet_s4x3_pool_hog``: its members read at conv4 (``PooledConv``, heads dropped);
   ``signet_s4x2_headpool_hog``, ``signet_s4x3_headpool_hog``: read through their heads and at conv4 in one
   pass (``SigNetWithPooled``); both assembled by ``models.attach_pooled``.
+- ``signet_s4x2_pool_hog_metric``, ``signet_s4x3_pool_hog_metric``: the conv4 reading with a weight per pooled
+  channel and histogram bin learned on training writers (``WeightedEnsemble``), set by ``models.fit_metric``.
 """
 from __future__ import annotations
 
@@ -210,16 +212,32 @@ class EmbedderEnsemble(nn.Module):
         return torch.cat([m(x) for m in self.members], dim=1)
 
 
+class WeightedEnsemble(EmbedderEnsemble):
+    """An ``EmbedderEnsemble`` whose concatenated embedding is multiplied column by column by ``dim_scale``
+    (a buffer, ones until ``models.fit_metric`` sets it): the squared distance of two embeddings becomes a
+    weighted sum of the columns' squared differences, the weights (``dim_scale ** 2``) learned on training
+    writers."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__(members)
+        self.register_buffer("dim_scale", torch.ones(self.embedding_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, 155, 220) float32`` -> ``(N, embedding_dim) float32``: the members' embeddings, weighted."""
+        return super().forward(x) * self.dim_scale
+
+
 def _signet_s4_ensemble(n: int) -> Callable[[], nn.Module]:
     return lambda: EmbedderEnsemble([_signet_s4() for _ in range(n)])
 
 
-def _with_histogram(member: Callable[[], nn.Module], n: int) -> Callable[[], nn.Module]:
-    """A builder of ``n`` members made by ``member`` and the gradient histogram as the last member."""
+def _with_histogram(member: Callable[[], nn.Module], n: int,
+                    ensemble: type[EmbedderEnsemble] = EmbedderEnsemble) -> Callable[[], nn.Module]:
+    """A builder of an ``ensemble`` of ``n`` members made by ``member`` and the gradient histogram as the last member."""
     def build() -> nn.Module:
         from models.hog import GradientHistogram  # models.hog imports this module's INPUT_SHAPE
 
-        return EmbedderEnsemble([*(member() for _ in range(n)), GradientHistogram()])
+        return ensemble([*(member() for _ in range(n)), GradientHistogram()])
     return build
 
 
@@ -233,6 +251,7 @@ EMBEDDERS: dict[str, Callable[[], nn.Module]] = {
     **{f"signet_s4x{n}_hog": _with_histogram(_signet_s4, n) for n in ENSEMBLE_SIZES},
     **{f"signet_s4x{n}_pool_hog": _with_histogram(PooledConv, n) for n in ENSEMBLE_SIZES},
     **{f"signet_s4x{n}_headpool_hog": _with_histogram(SigNetWithPooled, n) for n in ENSEMBLE_SIZES},
+    **{f"signet_s4x{n}_pool_hog_metric": _with_histogram(PooledConv, n, WeightedEnsemble) for n in ENSEMBLE_SIZES},
 }
 
 
