@@ -169,6 +169,15 @@ def pair_eers(pairs: Pairs, group_weights: np.ndarray) -> dict[str, float]:
             "random": round(metrics.eer(gen, score[pairs.kind == RANDOM]), 4)}
 
 
+def _member_columns(model: EmbedderEnsemble) -> list[np.ndarray]:
+    """Each member's column indices in the concatenated embedding."""
+    out, at = [], 0
+    for member in model.members:
+        out.append(np.arange(at, at + member.embedding_dim))
+        at += member.embedding_dim
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.fit_metric", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(WEIGHTED)} safetensors (default: the shipped one)")
@@ -216,15 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     new = write_weights_and_card(model, WEIGHTED[card["arch"]], a.out, fields, dtype, rule)
     log.info("wrote %s (%s); calibrate it with models.recalibrate --clean --write", a.out, new["model_version"])
     return 0
-
-
-def _member_columns(model: EmbedderEnsemble) -> list[np.ndarray]:
-    """Each member's column indices in the concatenated embedding."""
-    out, at = [], 0
-    for member in model.members:
-        out.append(np.arange(at, at + member.embedding_dim))
-        at += member.embedding_dim
-    return out
 
 
 if __name__ == "__main__":
