@@ -11,7 +11,7 @@ Rivard et al. 2013 and Souza et al. 2018 restricted to weights of a distance. Th
 *training* writers only: per signer ``--draws`` random sets of K references (the card's K), its other genuine images
 as genuine queries, its skilled forgeries and ``--random-per-draw`` other signers' genuine images as forgeries; a
 logistic model of ``log(score)`` (classes balanced; skilled and random forgeries weighted by ``--skilled-weight``
-and ``--random-weight``) with the penalty ``shrinkage * mean(log w) ** 2`` pulling the weights toward the plain
+and ``--random-weight``) with the penalty ``shrinkage * mean((log w) ** 2)`` pulling the weights toward the plain
 distance. ``--shrinkage`` is the one setting chosen on validation writers (SigNet card: ``metric_weights``).
 
 The weights are folded into the embedder (``models.signet.WeightedEnsemble.dim_scale = sqrt(w)``, arch
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_groups": len(w), "weight_range": [round(float(w.min()), 4), round(float(w.max()), 4)],
         "weight_mean_per_member": [round(float(w[np.unique(groups[m])].mean()), 4) for m in _member_columns(source)],
         "rule": f"class-balanced logistic model of log(score) on the card's {len(train)} training images: "
-                f"{a.draws} draws of K={k} references per signer; penalty shrinkage * mean(log w)^2",
+                f"{a.draws} draws of K={k} references per signer; penalty shrinkage * mean((log w)^2)",
         "pairs": {"genuine": int(np.sum(pairs.kind == GENUINE)), "skilled": int(np.sum(pairs.kind == SKILLED)),
                   "random": int(np.sum(pairs.kind == RANDOM))},
         "training_pairs_eer (in-sample)": {"plain": pair_eers(pairs, np.ones_like(w)), "weighted": pair_eers(pairs, w)},
