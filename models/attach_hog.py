@@ -67,13 +67,18 @@ def with_hog(signet: EmbedderEnsemble, scale: float) -> EmbedderEnsemble:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.attach_hog", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(WITH_HOG)} safetensors (default: the shipped one)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the signet_s4xN_hog safetensors and card")
-    p.add_argument("--manifest", type=Path, default=None,
-                   help="signature manifest (default: the card's data.manifest)")
+    add_source_arguments(p, WITH_HOG)
     p.add_argument("--weight", type=float, default=1.0,
                    help="the histogram's say: its median genuine distance is made this many times SigNet's")
     return p.parse_args(argv)
+
+
+def add_source_arguments(p: argparse.ArgumentParser, archs: Collection[str]) -> None:
+    """``--weights`` (one of ``archs``), ``--out`` and ``--manifest``: the arguments ``load_source`` and
+    ``write_weights_and_card`` take, shared by the CLIs that build a new embedder from a shipped one."""
+    p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(archs)} safetensors (default: the shipped one)")
+    p.add_argument("--out", type=Path, required=True, help="where to write the new safetensors and card")
+    p.add_argument("--manifest", type=Path, default=None, help="signature manifest (default: the card's data.manifest)")
 
 
 def load_source(weights: Path | None, manifest: Path | None,
@@ -100,6 +105,11 @@ def inherited_fields(card: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in card.items() if key not in derived}
 
 
+def storage_dtype(card: dict[str, Any]) -> torch.dtype | None:
+    """The dtype the old card's weights were stored in (float16), for the new weights; ``None``: as they are."""
+    return torch.float16 if card.get("storage_dtype") == "float16" else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
@@ -107,7 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("scaling the gradient histogram on %d training images", len(train))
     scale, medians = hog_scale(model, train, k, rule, a.weight)
     out_model = with_hog(model, scale)
-    dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
     fields = inherited_fields(card)
     hog = out_model.members[-1]
     fields.update(
@@ -120,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python -m models.attach_hog " + " ".join(sys.argv[1:] if argv is None else argv)},
         score=card.get("score", "") + "; plus the scaled gradient histogram's squared distance (models.hog)",
     )
-    new = write_weights_and_card(out_model, WITH_HOG[card["arch"]], a.out, fields, dtype, rule)
+    new = write_weights_and_card(out_model, WITH_HOG[card["arch"]], a.out, fields, storage_dtype(card), rule)
     log.info("wrote %s (%s, scale %.5f); calibrate it with models.recalibrate --clean --write", a.out,
              new["model_version"], scale)
     return 0

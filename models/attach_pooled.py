@@ -34,7 +34,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.attach_hog import inherited_fields, load_source, median_genuine_distance
+from models.attach_hog import (
+    add_source_arguments,
+    inherited_fields,
+    load_source,
+    median_genuine_distance,
+    storage_dtype,
+)
 from models.data import load_gray
 from models.embed import embed_preprocessed
 from models.ensemble import load_member, member_record
@@ -179,9 +185,7 @@ def set_pooled_scales(model: EmbedderEnsemble, samples: Sequence, k: int, rule: 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.attach_pooled", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(POOLED)} safetensors (default: the shipped one)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the new safetensors and card")
-    p.add_argument("--manifest", type=Path, default=None, help="signature manifest (default: the card's data.manifest)")
+    add_source_arguments(p, POOLED)
     p.add_argument("--keep-heads", action="store_true",
                    help="read each member through its head and at conv4 in one pass (signet_s4xN_headpool_hog) "
                         "instead of at conv4 only (signet_s4xN_pool_hog)")
@@ -234,7 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("scaling the pooled readings on %d training images", len(train))
     with torch.inference_mode():
         medians = set_pooled_scales(model, train, k, rule)
-    dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
     fields = inherited_fields(card)
     fields.update(_card_fields(model, medians, len(train), k))
     fields["pooled_conv4"].update(
@@ -246,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "train_seconds" in fields.get("training", {}):
             fields["training"] = fields["training"] | {
                 "train_seconds": round(fields["training"]["train_seconds"] + sum(r["train_seconds"] for r in records), 1)}
-    new = write_weights_and_card(model, arch, a.out, fields, dtype, rule)
+    new = write_weights_and_card(model, arch, a.out, fields, storage_dtype(card), rule)
     log.info("wrote %s (%s); calibrate it with models.recalibrate --clean --write", a.out, new["model_version"])
     return 0
 

@@ -27,13 +27,12 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from models import metrics
-from models.attach_hog import inherited_fields, load_source
+from models.attach_hog import add_source_arguments, inherited_fields, load_source, storage_dtype
 from models.data import Sample, load_gray
 from models.embed import embed_images
 from models.export import write_weights_and_card
@@ -89,6 +88,7 @@ def dichotomy_pairs(samples: Sequence[Sample], embeddings: np.ndarray, groups: n
     for i, s in enumerate(samples):
         by_signer[s.signer].append(i)
     genuine_rows = np.array([i for i, s in enumerate(samples) if s.label == "genuine"])
+    genuine_signers = np.array([samples[i].signer for i in genuine_rows])
     rng = np.random.default_rng(seed)
     feats, kinds = [], []
     for signer in sorted(by_signer):
@@ -97,7 +97,7 @@ def dichotomy_pairs(samples: Sequence[Sample], embeddings: np.ndarray, groups: n
         forged = [i for i in rows if samples[i].label == "forged"]
         if len(gen) < 2:
             continue
-        others = genuine_rows[np.array([samples[i].signer != signer for i in genuine_rows])]
+        others = genuine_rows[genuine_signers != signer]
         for _ in range(draws):
             order = rng.permutation(gen)
             refs, queries = order[:min(k, len(gen) - 1)], list(order[min(k, len(gen) - 1):])
@@ -180,9 +180,7 @@ def _member_columns(model: EmbedderEnsemble) -> list[np.ndarray]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.fit_metric", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=None, help=f"{' or '.join(WEIGHTED)} safetensors (default: the shipped one)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the new safetensors and card")
-    p.add_argument("--manifest", type=Path, default=None, help="signature manifest (default: the card's data.manifest)")
+    add_source_arguments(p, WEIGHTED)
     p.add_argument("--shrinkage", type=float, default=0.1, help="pull of the log-weights toward 0 (the plain distance)")
     p.add_argument("--draws", type=int, default=5, help="reference draws per training signer")
     p.add_argument("--random-per-draw", type=int, default=5, help="other signers' genuine images per draw")
@@ -221,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "source_model_version": card["model_version"],
         "command": "python -m models.fit_metric " + " ".join(sys.argv[1:] if argv is None else argv)}
     fields["score"] = card.get("score", "") + "; each column weighted (models.fit_metric)"
-    dtype = torch.float16 if card.get("storage_dtype") == "float16" else None
-    new = write_weights_and_card(model, WEIGHTED[card["arch"]], a.out, fields, dtype, rule)
+    new = write_weights_and_card(model, WEIGHTED[card["arch"]], a.out, fields, storage_dtype(card), rule)
     log.info("wrote %s (%s); calibrate it with models.recalibrate --clean --write", a.out, new["model_version"])
     return 0
 
