@@ -23,6 +23,7 @@ from transforms.boxes import Box
 from transforms.demo_corpus import make_sample_contract
 from transforms.orientation import label_orientation, upright_page
 from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+from transforms.synth_marks import add_handwritten_marks
 from transforms.synth_signature import crop_to_ink
 from transforms.synth_text import COMPANIES, LABELS, TITLES, person_name, pick
 from transforms.yolo import load_yolo_labels
@@ -89,10 +90,19 @@ def clean_signature(image: np.ndarray) -> np.ndarray:
     return crop_to_ink(np.clip(lifted, 0, 255).astype(np.uint8), margin=2, threshold=200)
 
 
-def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: int) -> Page:
+def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: int,
+                   marks_rng: np.random.Generator | None = None, marks: float = 0.0) -> Page:
     """One synthetic contract page stretched to ``size``: scanned (JPEG, noise, stamps) or born-digital,
     A4 or letter, signed by 1-3 real signatures of ``signatures`` (sometimes left blank), or a page
-    of the demo generator's drawn signatures; rendered at 72-110 dpi like a downscaled scan."""
+    of the demo generator's drawn signatures; rendered at 72-110 dpi like a downscaled scan.
+
+    With probability ``marks`` (drawn from ``marks_rng``, a generator of its own so that the page itself
+    is the same with or without them) 1-6 handwritten non-signature marks (dates, figures, notes, ticks,
+    circles: :mod:`transforms.synth_marks`) are drawn away from the signatures, as negatives."""
+    if not 0.0 <= marks <= 1.0:
+        raise ValueError(f"marks must be a probability in [0, 1], got {marks}")
+    if marks > 0.0 and marks_rng is None:
+        raise ValueError("marks > 0 needs a marks_rng")
     if rng.random() < 0.15:
         data, placed = make_sample_contract(rng, scanned=bool(rng.random() < 0.7), dpi=100)
     else:
@@ -117,14 +127,20 @@ def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: i
         pix = page.get_pixmap(dpi=int(rng.integers(72, 111)), colorspace=pymupdf.csGRAY, alpha=False)
         image = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
         last = doc.page_count
-    return _stretch(image, size), [p.box for p in placed if p.page == last]
+    boxes = [p.box for p in placed if p.page == last]
+    if marks_rng is not None and marks_rng.random() < marks:
+        image = add_handwritten_marks(image, marks_rng, int(marks_rng.integers(1, 7)),
+                                      avoid=[(b.x0, b.y0, b.x1, b.y1) for b in boxes])
+    return _stretch(image, size), boxes
 
 
-def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int) -> list[Page]:
-    """``n`` pages of :func:`synthetic_page`, page ``i`` from ``default_rng([seed, i])`` (reproducible)."""
+def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int, marks: float = 0.0) -> list[Page]:
+    """``n`` pages of :func:`synthetic_page`, page ``i`` from ``default_rng([seed, i])`` and its handwritten
+    marks (probability ``marks``) from ``default_rng([seed, i, 1])`` (reproducible)."""
     pages = []
     for i in range(n):
-        pages.append(synthetic_page(np.random.default_rng([seed, i]), signatures, size))
+        pages.append(synthetic_page(np.random.default_rng([seed, i]), signatures, size,
+                                    np.random.default_rng([seed, i, 1]), marks))
         if (i + 1) % 50 == 0:
             log.info("synthetic pages: %d/%d", i + 1, n)
     return pages

@@ -53,11 +53,17 @@ def test_clean_signature_whitens_paper_and_darkens_faint_ink() -> None:
     assert out.shape[0] < 60 and out.shape[1] < 120  # cropped to the ink
 
 
-def test_synthetic_page_boxes_sit_on_dark_ink(tmp_path: Path) -> None:
+def _signature_file(tmp_path: Path) -> Path:
+    """A one-word "signature" PNG for the synthetic page generator."""
     sig = np.full((80, 240), 255, np.uint8)
     cv2.putText(sig, "Jsmith", (5, 60), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.0, 0, 4)
     path = tmp_path / "sig.png"
     cv2.imwrite(str(path), sig)
+    return path
+
+
+def test_synthetic_page_boxes_sit_on_dark_ink(tmp_path: Path) -> None:
+    path = _signature_file(tmp_path)
     found = 0
     for seed in range(3):
         page, boxes = synthetic_page(np.random.default_rng(seed), [path], 256)
@@ -76,3 +82,22 @@ def test_no_quarter_turns_keeps_wide_boxes_wide() -> None:
     for seed in range(8):
         _, boxes = augment_page(page, [box], np.random.default_rng(seed), quarter_turns=0.0)
         assert all(b.x1 - b.x0 > 2 * (b.y1 - b.y0) for b in boxes)
+
+
+def test_handwritten_marks_leave_the_page_and_its_boxes_as_they_were(tmp_path: Path) -> None:
+    path = _signature_file(tmp_path)
+    changed = 0
+    for seed in range(3):
+        plain, plain_boxes = synthetic_page(np.random.default_rng(seed), [path], 256)
+        marked, boxes = synthetic_page(np.random.default_rng(seed), [path], 256, np.random.default_rng([seed, 1]), 1.0)
+        assert boxes == plain_boxes  # the marks come from their own generator
+        assert (marked.astype(int) <= plain.astype(int) + 1).all()  # marks only darken
+        for b in boxes:  # and stay off the signatures
+            x0, y0, x1, y1 = b.to_pixels(256, 256)
+            assert np.abs(marked[y0:y1, x0:x1].astype(int) - plain[y0:y1, x0:x1]).max() <= 1
+        changed += int((marked.astype(int) < plain.astype(int) - 30).sum() > 10)
+    assert changed == 3
+    with pytest.raises(ValueError, match="marks_rng"):
+        synthetic_page(np.random.default_rng(0), [path], 256, None, 0.5)
+    with pytest.raises(ValueError, match="probability"):
+        synthetic_page(np.random.default_rng(0), [path], 256, np.random.default_rng(1), 1.5)

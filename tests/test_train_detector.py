@@ -98,3 +98,11 @@ def test_parse_args_giou_weight() -> None:
     assert cfg.giou_weight == 10.0
     with pytest.raises(ValueError, match="--giou-weight"):
         parse_args(["--out", "x", "--giou-weight", "-1"])
+
+
+def test_parse_args_handwritten_marks() -> None:
+    cfg, _ = parse_args(["--out", "x", "--handwritten-marks", "0.7"])
+    assert cfg.handwritten_marks == 0.7
+    assert parse_args(["--out", "x"])[0].handwritten_marks == 0.0  # off unless asked: the shipped recipe
+    with pytest.raises(ValueError, match="--handwritten-marks"):
+        parse_args(["--out", "x", "--handwritten-marks", "1.5"])
