@@ -23,6 +23,7 @@ from transforms.boxes import Box
 from transforms.demo_corpus import make_sample_contract
 from transforms.orientation import label_orientation, upright_page
 from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+from transforms.synth_letter import make_letter_page
 from transforms.synth_marks import add_handwritten_marks
 from transforms.synth_signature import crop_to_ink
 from transforms.synth_text import COMPANIES, LABELS, TITLES, person_name, pick
@@ -113,9 +114,7 @@ def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: i
             if rng.random() < 0.12:
                 images.append(None)  # an expected signature left blank: a negative line
                 continue
-            img = cv2.imread(str(signatures[int(rng.integers(len(signatures)))]), cv2.IMREAD_GRAYSCALE)
-            sig = None if img is None else clean_signature(img)
-            images.append(sig if sig is not None and (sig < 200).any() else None)
+            images.append(_signature_image(rng, signatures))
         a, b = rng.choice(len(COMPANIES), size=2, replace=False)
         spec = ContractSpec(title=pick(rng, TITLES), parties=(COMPANIES[int(a)], COMPANIES[int(b)]), slots=slots,
                             scanned=bool(rng.random() < 0.7), dpi=100, jpeg_quality=int(rng.integers(35, 85)),
@@ -134,13 +133,39 @@ def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: i
     return _stretch(image, size), boxes
 
 
-def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int, marks: float = 0.0) -> list[Page]:
-    """``n`` pages of :func:`synthetic_page`, page ``i`` from ``default_rng([seed, i])`` and its handwritten
-    marks (probability ``marks``) from ``default_rng([seed, i, 1])`` (reproducible)."""
+def _signature_image(rng: np.random.Generator, signatures: Sequence[Path]) -> np.ndarray | None:
+    """One of ``signatures`` read and cleaned (:func:`clean_signature`), or None when it is unreadable or blank."""
+    img = cv2.imread(str(signatures[int(rng.integers(len(signatures)))]), cv2.IMREAD_GRAYSCALE)
+    sig = None if img is None else clean_signature(img)
+    return sig if sig is not None and (sig < 200).any() else None
+
+
+def synthetic_letter(rng: np.random.Generator, signatures: Sequence[Path], size: int) -> Page:
+    """One synthetic typewritten business letter (:func:`transforms.synth_letter.make_letter_page`) stretched
+    to ``size``, signed by one (three times in four) or two real signatures of ``signatures``, a tenth of
+    the signers leaving it unsigned; rendered at 72-110 dpi, with handwritten marks on some."""
+    sigs = [None if rng.random() < 0.1 else _signature_image(rng, signatures)
+            for _ in range(1 + int(rng.random() < 0.25))]
+    image, boxes = make_letter_page(rng, sigs, int(rng.integers(72, 111)))
+    return _stretch(image, size), boxes
+
+
+def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int, marks: float = 0.0,
+                    letters: float = 0.0) -> list[Page]:
+    """``n`` synthetic pages, page ``i`` reproducible from its seeds: with probability ``letters`` (drawn from
+    ``default_rng([seed, i, 2])``) a :func:`synthetic_letter` from ``default_rng([seed, i, 3])``, otherwise
+    the contract page :func:`synthetic_page` from ``default_rng([seed, i])`` with its handwritten marks
+    (probability ``marks``) from ``default_rng([seed, i, 1])``; the contract pages are the same whatever
+    ``letters`` is."""
+    if not 0.0 <= letters <= 1.0:
+        raise ValueError(f"letters must be a probability in [0, 1], got {letters}")
     pages = []
     for i in range(n):
-        pages.append(synthetic_page(np.random.default_rng([seed, i]), signatures, size,
-                                    np.random.default_rng([seed, i, 1]), marks))
+        if letters > 0.0 and np.random.default_rng([seed, i, 2]).random() < letters:
+            pages.append(synthetic_letter(np.random.default_rng([seed, i, 3]), signatures, size))
+        else:
+            pages.append(synthetic_page(np.random.default_rng([seed, i]), signatures, size,
+                                        np.random.default_rng([seed, i, 1]), marks))
         if (i + 1) % 50 == 0:
             log.info("synthetic pages: %d/%d", i + 1, n)
     return pages

@@ -73,6 +73,7 @@ class TrainConfig:
     init_from: str = ""  # detector safetensors to start from (a fine-tune); "" = random initialisation
     upright: bool = False  # put the real training pages upright first (models.detector_data.upright_pages)
     quarter_turns: float = 0.5  # probability of a random quarter turn in augmentation
+    letters: float = 0.0  # share of synthetic pages that are typewritten business letters instead of contracts
     handwritten_marks: float = 0.0  # share of synthetic pages given handwritten non-signature marks (negatives)
     ema: float = 0.0  # exponential moving average of the weights (and BN statistics) scored and exported; 0 = off
 
@@ -185,7 +186,8 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
     card_writers = json.loads(signet_card.read_text()).get("data", {}).get("train_writers") if signet_card.is_file() else None
     sig_paths, writers = training_signature_paths(root / "signatures/manifest.csv", cfg.signet_val_fraction,
                                                   cfg.signet_seed, card_writers)
-    marks = f"_marks{cfg.handwritten_marks:g}" if cfg.handwritten_marks else ""
+    marks = (f"_marks{cfg.handwritten_marks:g}" if cfg.handwritten_marks else "") + (
+        f"_letters{cfg.letters:g}" if cfg.letters else "")
     cache = cfg.out / f"synthetic_{cfg.synthetic}_{cfg.seed}_{cfg.input_size}{marks}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
@@ -193,7 +195,8 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
             synth = [(images[i], [Box(*map(float, row)) for row in z[f"boxes_{i}"]]) for i in range(len(images))]
     else:
         log.info("generating %d synthetic pages from %d signatures of %d writers", cfg.synthetic, len(sig_paths), len(writers))
-        synth = synthetic_pages(cfg.synthetic, cfg.seed, sig_paths, cfg.input_size, cfg.handwritten_marks)
+        synth = synthetic_pages(cfg.synthetic, cfg.seed, sig_paths, cfg.input_size, cfg.handwritten_marks,
+                                cfg.letters)
         arrays = {f"boxes_{i}": np.array([[b.x0, b.y0, b.x1, b.y1, b.score] for b in bx], np.float64).reshape(-1, 5)
                   for i, (_, bx) in enumerate(synth)}
         np.savez_compressed(cache, images=np.stack([p for p, _ in synth]), **arrays)
@@ -303,7 +306,8 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg, arch=conf["arch"], input_size=int(conf["input_size"]), seed=int(conf["seed"]),
                               synthetic=int(conf["synthetic"]), holdout_fraction=float(conf["holdout_fraction"]),
                               upright=bool(conf.get("upright", False)),
-                              handwritten_marks=float(conf.get("handwritten_marks", 0.0)))
+                              handwritten_marks=float(conf.get("handwritten_marks", 0.0)),
+                              letters=float(conf.get("letters", 0.0)))
     pages, holdout, _, _ = _data(cfg)
     truth = [b for _, b in holdout]
     preds = _predict(model, holdout, cfg)
@@ -365,6 +369,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                    help="score and export an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off)")
     p.add_argument("--handwritten-marks", type=float, default=TrainConfig.handwritten_marks,
                    help="share of synthetic pages given 1-6 handwritten non-signature marks (dates, figures, ticks)")
+    p.add_argument("--letters", type=float, default=TrainConfig.letters,
+                   help="share of synthetic pages that are typewritten business letters (transforms/synth_letter.py)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt instead of training")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
@@ -381,6 +387,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
         raise ValueError(f"--giou-weight must be >= 0, got {a.giou_weight}")
     if not 0.0 <= a.handwritten_marks <= 1.0:
         raise ValueError(f"--handwritten-marks must be a probability in [0, 1], got {a.handwritten_marks}")
+    if not 0.0 <= a.letters <= 1.0:
+        raise ValueError(f"--letters must be a probability in [0, 1], got {a.letters}")
     if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
         raise ValueError(f"--ema must be 0 (off) or in (0, 1), got {a.ema}")
     if a.minutes <= 0:
@@ -389,6 +397,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
                       warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
                       synthetic_fraction=a.synthetic_fraction, ema=a.ema, handwritten_marks=a.handwritten_marks,
+                      letters=a.letters,
                       giou_weight=a.giou_weight)
     return cfg, a
 

@@ -7,7 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from models.detector_data import augment_page, clean_signature, load_yolo_pages, synthetic_page
+from models.detector_data import (
+    augment_page,
+    clean_signature,
+    load_yolo_pages,
+    synthetic_page,
+    synthetic_pages,
+)
 from transforms.boxes import Box
 
 
@@ -101,3 +107,18 @@ def test_handwritten_marks_leave_the_page_and_its_boxes_as_they_were(tmp_path: P
         synthetic_page(np.random.default_rng(0), [path], 256, None, 0.5)
     with pytest.raises(ValueError, match="probability"):
         synthetic_page(np.random.default_rng(0), [path], 256, np.random.default_rng(1), 1.5)
+
+
+def test_synthetic_pages_letters_leave_the_contract_pages_as_they_were(tmp_path: Path) -> None:
+    path = _signature_file(tmp_path)
+    plain = synthetic_pages(6, 0, [path], 128)
+    mixed = synthetic_pages(6, 0, [path], 128, letters=0.5)
+    same = [np.array_equal(a, b) for (a, _), (b, _) in zip(plain, mixed, strict=True)]
+    assert 0 < sum(same) < 6  # some pages became letters, the others are the contract pages unchanged
+    for page, boxes in mixed:
+        assert page.shape == (128, 128)
+        for b in boxes:
+            x0, y0, x1, y1 = b.to_pixels(128, 128)
+            assert page[y0:y1, x0:x1].min() < 150
+    with pytest.raises(ValueError, match="letters"):
+        synthetic_pages(1, 0, [path], 128, letters=2.0)

@@ -106,3 +106,10 @@ def test_parse_args_handwritten_marks() -> None:
     assert parse_args(["--out", "x"])[0].handwritten_marks == 0.0  # off unless asked: the shipped recipe
     with pytest.raises(ValueError, match="--handwritten-marks"):
         parse_args(["--out", "x", "--handwritten-marks", "1.5"])
+
+
+def test_parse_args_letters() -> None:
+    assert parse_args(["--out", "x", "--letters", "0.5"])[0].letters == 0.5
+    assert parse_args(["--out", "x"])[0].letters == 0.0
+    with pytest.raises(ValueError, match="--letters"):
+        parse_args(["--out", "x", "--letters", "-0.1"])
