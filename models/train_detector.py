@@ -186,9 +186,9 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
     card_writers = json.loads(signet_card.read_text()).get("data", {}).get("train_writers") if signet_card.is_file() else None
     sig_paths, writers = training_signature_paths(root / "signatures/manifest.csv", cfg.signet_val_fraction,
                                                   cfg.signet_seed, card_writers)
-    marks = (f"_marks{cfg.handwritten_marks:g}" if cfg.handwritten_marks else "") + (
+    variant = (f"_marks{cfg.handwritten_marks:g}" if cfg.handwritten_marks else "") + (
         f"_letters{cfg.letters:g}" if cfg.letters else "")
-    cache = cfg.out / f"synthetic_{cfg.synthetic}_{cfg.seed}_{cfg.input_size}{marks}.npz"
+    cache = cfg.out / f"synthetic_{cfg.synthetic}_{cfg.seed}_{cfg.input_size}{variant}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             images = z["images"]  # read once: every z[...] access decompresses again
@@ -379,16 +379,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                             ("threads", a.threads, 1), ("synthetic", a.synthetic, 0), ("warmup", a.warmup, 1)):
         if value < lo:
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
-    if not 0.0 <= a.synthetic_fraction <= 1.0:
-        raise ValueError(f"--synthetic-fraction must be in [0, 1], got {a.synthetic_fraction}")
-    if not 0.0 <= a.quarter_turns <= 1.0:
-        raise ValueError(f"--quarter-turns must be a probability in [0, 1], got {a.quarter_turns}")
+    for name, value in (("synthetic-fraction", a.synthetic_fraction), ("quarter-turns", a.quarter_turns),
+                        ("handwritten-marks", a.handwritten_marks), ("letters", a.letters)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--{name} must be a share in [0, 1], got {value}")
     if a.giou_weight < 0:
         raise ValueError(f"--giou-weight must be >= 0, got {a.giou_weight}")
-    if not 0.0 <= a.handwritten_marks <= 1.0:
-        raise ValueError(f"--handwritten-marks must be a probability in [0, 1], got {a.handwritten_marks}")
-    if not 0.0 <= a.letters <= 1.0:
-        raise ValueError(f"--letters must be a probability in [0, 1], got {a.letters}")
     if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
         raise ValueError(f"--ema must be 0 (off) or in (0, 1), got {a.ema}")
     if a.minutes <= 0:

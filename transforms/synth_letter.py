@@ -17,16 +17,18 @@ import pymupdf
 
 from transforms.boxes import Box
 from transforms.noise import scan_artifacts
+from transforms.synth_document import INK_THRESHOLD
 from transforms.synth_marks import add_handwritten_marks
 from transforms.synth_text import COMPANIES, clause_texts, person_name, pick
 
-INK_THRESHOLD = 200  # a signature pixel darker than this is ink (for tight boxes)
 CLOSINGS = ("Sincerely,", "Sincerely yours,", "Very truly yours,", "Yours truly,", "Best regards,",
             "Yours faithfully,", "Kind regards,", "Cordially,")
 JOB_TITLES = ("Vice President", "Director, Marketing", "Regional Sales Manager", "General Counsel",
               "Assistant Secretary", "Manager, Public Affairs", "President", "Treasurer", "Project Director",
               "Senior Scientist", "Director of Research", "Account Executive")
 STREETS = ("Park Avenue", "Main Street", "Commerce Drive", "Lake Shore Road", "Elm Street", "Harbor Way")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
 CITIES = ("New York, NY 10017", "Louisville, KY 40202", "Greensboro, NC 27420", "Richmond, VA 23261",
           "Chicago, IL 60601", "Winston-Salem, NC 27102", "New Haven, CT 06515")
 
@@ -84,9 +86,7 @@ def _layout(page: pymupdf.Page, rng: np.random.Generator, n_signers: int) -> lis
             page.insert_text(((w - pymupdf.get_text_length(sub, fontname='helv', fontsize=7.5)) / 2, y), sub,
                              fontname="helv", fontsize=7.5)
         y += float(rng.uniform(20, 40))
-    months = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December")
-    date = f"{pick(rng, months)} {int(rng.integers(1, 29))}, {int(rng.integers(1965, 2005))}"
+    date = f"{pick(rng, MONTHS)} {int(rng.integers(1, 29))}, {int(rng.integers(1965, 2005))}"
     date_x = margin if rng.random() < 0.5 else w / 2 + float(rng.uniform(0, 60))
     page.insert_text((date_x, y), date, fontname=font, fontsize=size)
     y += lead * 2.5

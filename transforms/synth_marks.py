@@ -117,7 +117,9 @@ def _text(rng: np.random.Generator, kind: str) -> str:
 
 def _shape_strokes(rng: np.random.Generator, kind: str) -> list[np.ndarray]:
     """A tick, circle, underline, arrow or cross in units of its height."""
-    j = lambda pts: np.array(pts, np.float64) + rng.normal(0.0, 0.04, (len(pts), 2))  # noqa: E731
+    def j(pts: list[tuple[float, float]]) -> np.ndarray:  # a hand's wobble on each point
+        return np.array(pts, np.float64) + rng.normal(0.0, 0.04, (len(pts), 2))
+
     if kind == "tick":
         return [j([(0.0, 0.55), (0.3, 1.0), (0.9, 0.0)])]
     if kind == "circle":
