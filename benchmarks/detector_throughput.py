@@ -31,6 +31,7 @@ from models.detect import (
 from models.detector import build_detector
 from transforms.demo_corpus import make_sample_contract
 from transforms.detection_prep import DEFAULT_INPUT_SIZE
+from transforms.pdf import pixmap_gray
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def sample_pages(n: int, seed: int = 0) -> list[np.ndarray]:
         data, _ = make_sample_contract(np.random.default_rng([seed, i]), scanned=True)
         with pymupdf.open(stream=data, filetype="pdf") as doc:
             pix = doc[0].get_pixmap(dpi=150, colorspace=pymupdf.csGRAY, alpha=False)
-            pages.append(np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy())
+            pages.append(pixmap_gray(pix))
     return [pages[i % len(pages)] for i in range(n)]
 
 

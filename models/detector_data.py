@@ -22,6 +22,7 @@ from models.data import read_manifest, split_writers
 from transforms.boxes import Box
 from transforms.demo_corpus import make_sample_contract
 from transforms.orientation import label_orientation, upright_page
+from transforms.pdf import pixmap_gray
 from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
 from transforms.synth_letter import make_letter_page
 from transforms.synth_marks import add_handwritten_marks
@@ -124,7 +125,7 @@ def synthetic_page(rng: np.random.Generator, signatures: Sequence[Path], size: i
     with pymupdf.open(stream=data, filetype="pdf") as doc:
         page = doc[doc.page_count - 1]
         pix = page.get_pixmap(dpi=int(rng.integers(72, 111)), colorspace=pymupdf.csGRAY, alpha=False)
-        image = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
+        image = pixmap_gray(pix)
         last = doc.page_count
     boxes = [p.box for p in placed if p.page == last]
     if marks_rng is not None and marks_rng.random() < marks:

@@ -27,6 +27,7 @@ from transforms.pdf import (
     iter_pages,
     open_pdf,
     page_count,
+    pixmap_gray,
     render_page,
 )
 
@@ -231,3 +232,16 @@ def test_every_hostile_file_gets_its_kind(name: str) -> None:
         assert [p.page_number for p in iter_pages(make(), dpi=50, max_pages=2)] == [1]
     else:
         assert kind_of(make(), dpi=50, max_pages=2) == kind
+
+
+def test_pixmap_gray_drops_row_padding_and_refuses_colour() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=33, height=20)  # an odd width: rows of a gray pixmap may be padded
+    page.draw_rect(pymupdf.Rect(5, 5, 15, 15), fill=(0, 0, 0))
+    pix = page.get_pixmap(dpi=72, colorspace=pymupdf.csGRAY, alpha=False)
+    img = pixmap_gray(pix)
+    assert img.shape == (pix.height, pix.width) and img.dtype == np.uint8 and img.flags.writeable
+    assert img[10, 10] < 50 and img[2, 30] > 200
+    with pytest.raises(ValueError, match="3 channels"):
+        pixmap_gray(page.get_pixmap(dpi=72, colorspace=pymupdf.csRGB, alpha=False))
+    doc.close()

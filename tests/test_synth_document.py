@@ -5,7 +5,7 @@ import numpy as np
 import pymupdf
 import pytest
 
-from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf, paste_ink
 from transforms.synth_signature import draw_signature, make_style
 
 SLOTS = (SignatureSlot("alice", "Alice Moreau", "Signature:"),
@@ -97,3 +97,14 @@ def test_spec_and_image_validation() -> None:
     with pytest.raises(ValueError, match="no ink"):
         make_contract_pdf(_spec(False), [np.full((20, 50), 255, np.uint8), None, None, None],
                           np.random.default_rng(0))
+
+
+def test_paste_ink_darkens_in_place_and_returns_the_ink_pixels() -> None:
+    page = np.full((50, 80), 240, np.uint8)
+    ink = np.full((10, 20), 255, np.uint8)
+    ink[3:7, 2:18] = 0
+    xs, ys = paste_ink(page, ink, 30, 12, 40, 20)  # drawn twice as large
+    assert page[12 + 6:12 + 14, 30 + 4:30 + 36].max() < 50  # the stroke, scaled and moved
+    assert (page[:12] == 240).all() and (page[:, :30] == 240).all()  # nothing outside its place
+    assert xs.min() >= 30 + 3 and xs.max() <= 30 + 36 and ys.min() >= 12 + 5 and ys.max() <= 12 + 14
+    assert (page[ys, xs] < 200).all()

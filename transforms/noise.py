@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pymupdf
 
+from transforms.pdf import pixmap_gray
 from transforms.synth_signature import smooth_stroke
 
 _WORDS = ("APPROVED", "RECEIVED", "PAID", "COPY", "ORIGINAL", "NOTARY", "CERTIFIED", "CONFIDENTIAL",
@@ -99,7 +100,7 @@ def _pdf_text(text: str, fontsize: float, font: str) -> np.ndarray:
     page = doc.new_page(width=width, height=fontsize * 1.5)
     page.insert_text((2, fontsize * 1.1), text, fontname=font, fontsize=fontsize)
     pix = page.get_pixmap(colorspace=pymupdf.csGRAY)
-    out = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width).copy()
+    out = pixmap_gray(pix)
     doc.close()
     return out
 

@@ -197,6 +197,13 @@ def _words(page: pymupdf.Page) -> list[Word]:
     return words
 
 
+def pixmap_gray(pix: pymupdf.Pixmap) -> np.ndarray:
+    """A one-channel pixmap's samples as an ``(H, W) uint8`` array of its own (rows may be padded: stride honoured)."""
+    if pix.n != 1:
+        raise ValueError(f"expected a one-channel gray pixmap, got {pix.n} channels")
+    return np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
+
+
 def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: int = 40_000_000,
                 min_dpi: int = 50, max_content_bytes: int = 64 << 20) -> RenderedPage:
     """Render page ``index`` (0-based) of ``doc`` to gray at ``dpi``, lowered down to ``min_dpi`` to fit
@@ -235,7 +242,7 @@ def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: i
                     number, width_pt, height_pt, used, dpi, max_pixels)
     try:
         pix = page.get_pixmap(dpi=used, colorspace=pymupdf.csGRAY, alpha=False)
-        image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
+        image = pixmap_gray(pix)
         words = _words(page)
     except Exception as exc:  # MuPDF's own error types
         raise DocumentError("render_failed", _with_warnings(f"page {number}: rendering failed: {exc}"),

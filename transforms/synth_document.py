@@ -17,6 +17,7 @@ import pymupdf
 
 from transforms.boxes import Box
 from transforms.noise import add_stamp, scan_artifacts
+from transforms.pdf import pixmap_gray
 from transforms.synth_text import clause_texts
 
 INK_THRESHOLD = 200  # a signature pixel darker than this is ink (for tight boxes)
@@ -218,12 +219,23 @@ def make_contract_pdf(spec: ContractSpec, signature_images: Sequence[np.ndarray 
     return data, out
 
 
+def paste_ink(page: np.ndarray, ink: np.ndarray, x0: int, y0: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Darken ``ink`` (ink-dark ``(H, W) uint8``), resized to ``width`` x ``height`` px, into ``page`` in place
+    at ``(x0, y0)`` (the caller keeps it on the page); returns the page coordinates ``(xs, ys)`` of its pixels
+    darker than ``INK_THRESHOLD``."""
+    small = cv2.resize(ink, (width, height), interpolation=cv2.INTER_AREA)
+    region = page[y0:y0 + height, x0:x0 + width]
+    np.minimum(region, small, out=region)
+    ys, xs = np.nonzero(small < INK_THRESHOLD)
+    return xs + x0, ys + y0
+
+
 def _scan_page(page: pymupdf.Page, placed: list[tuple[_Line, pymupdf.Rect, np.ndarray, SignatureSlot]],
                spec: ContractSpec, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[Box, SignatureSlot]]]:
     """Render ``page`` at ``spec.dpi``, sign, stamp, add scan noise and rotate it: the ``(H, W) uint8``
     page and each signature's tight box after all of that."""
     pix = page.get_pixmap(dpi=spec.dpi, colorspace=pymupdf.csGRAY)
-    img = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width).copy()
+    img = pixmap_gray(pix)
     ph, pw = img.shape
     k = spec.dpi / 72.0
     inks: list[np.ndarray] = []  # (N, 2) pixel coordinates of each signature's ink
@@ -231,11 +243,8 @@ def _scan_page(page: pymupdf.Page, placed: list[tuple[_Line, pymupdf.Rect, np.nd
         x0, y0 = int(round(rect.x0 * k)), int(round(rect.y0 * k))
         tw, th = max(int(round(rect.width * k)), 1), max(int(round(rect.height * k)), 1)
         tw, th = min(tw, pw - x0), min(th, ph - y0)
-        small = cv2.resize(sig, (tw, th), interpolation=cv2.INTER_AREA)
-        region = img[y0:y0 + th, x0:x0 + tw]
-        np.minimum(region, small, out=region)
-        ys, xs = np.nonzero(small < INK_THRESHOLD)
-        inks.append(np.stack([xs + x0, ys + y0], axis=1).astype(np.float64))
+        xs, ys = paste_ink(img, sig, x0, y0, tw, th)
+        inks.append(np.stack([xs, ys], axis=1).astype(np.float64))
     if spec.stamp and placed and rng.random() < 0.8:
         _, rect, _, _ = placed[int(rng.integers(len(placed)))]
         cx, cy = int(rect.x0 * k), int(rect.y0 * k)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import pymupdf
 
 from transforms.boxes import Box
 from transforms.noise import scan_artifacts
-from transforms.synth_document import INK_THRESHOLD
+from transforms.pdf import pixmap_gray
+from transforms.synth_document import paste_ink
 from transforms.synth_marks import add_handwritten_marks
 from transforms.synth_text import COMPANIES, clause_texts, person_name, pick
 
@@ -42,6 +42,11 @@ def _address(rng: np.random.Generator) -> list[str]:
     return lines
 
 
+def _random_letters(rng: np.random.Generator, n: int, first: str = "A") -> str:
+    """``n`` random letters of the alphabet starting at ``first`` ("A" capitals, "a" lower case)."""
+    return "".join(chr(int(rng.integers(ord(first), ord(first) + 26))) for _ in range(n))
+
+
 def _logo(page: pymupdf.Page, rect: pymupdf.Rect, rng: np.random.Generator) -> None:
     """A simple printed mark: a filled or outlined circle or diamond, sometimes with initials."""
     shape = page.new_shape()
@@ -55,7 +60,7 @@ def _logo(page: pymupdf.Page, rect: pymupdf.Rect, rng: np.random.Generator) -> N
     shape.finish(color=(0, 0, 0), fill=(0, 0, 0) if filled else None, width=float(rng.uniform(1.0, 3.0)))
     shape.commit()
     if rng.random() < 0.7:
-        initials = "".join(chr(int(rng.integers(65, 91))) for _ in range(int(rng.integers(1, 4))))
+        initials = _random_letters(rng, int(rng.integers(1, 4)))
         size = rect.height * 0.4
         width = pymupdf.get_text_length(initials, fontname="hebo", fontsize=size)
         page.insert_text(((rect.x0 + rect.x1 - width) / 2, (rect.y0 + rect.y1) / 2 + size * 0.35), initials,
@@ -121,8 +126,7 @@ def _layout(page: pymupdf.Page, rng: np.random.Generator, n_signers: int) -> lis
         areas.append(pymupdf.Rect(x - 10, top, min(x + 210, w - 15), name_y))
     tail = name_y + lead * 3
     if rng.random() < 0.6:
-        initials = "".join(chr(int(rng.integers(65, 91))) for _ in range(3)) + ":" + "".join(
-            chr(int(rng.integers(97, 123))) for _ in range(2))
+        initials = _random_letters(rng, 3) + ":" + _random_letters(rng, 2, "a")
         page.insert_text((margin, tail), initials, fontname=font, fontsize=size)
         tail += lead * 1.5
     if rng.random() < 0.5 and tail < h - 30:
@@ -154,7 +158,7 @@ def make_letter_page(rng: np.random.Generator, signatures: Sequence[np.ndarray |
     page = doc.new_page(width=612.0, height=792.0) if rng.random() < 0.7 else doc.new_page(width=595.0, height=842.0)
     areas = _layout(page, rng, len(signatures))
     pix = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY, alpha=False)
-    img = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, :pix.width].copy()
+    img = pixmap_gray(pix)
     doc.close()
     ph, pw = img.shape
     k = dpi / 72.0
@@ -172,13 +176,9 @@ def make_letter_page(rng: np.random.Generator, signatures: Sequence[np.ndarray |
         px0, py0 = int(round(x0 * k)), int(round((y1 - th) * k))
         tw_px, th_px = max(int(round(tw * k)), 1), max(int(round(th * k)), 1)
         px0, py0 = min(max(px0, 0), pw - tw_px), min(max(py0, 0), ph - th_px)
-        small = cv2.resize(sig, (tw_px, th_px), interpolation=cv2.INTER_AREA)
-        region = img[py0:py0 + th_px, px0:px0 + tw_px]
-        np.minimum(region, small, out=region)
-        ys, xs = np.nonzero(small < INK_THRESHOLD)
+        xs, ys = paste_ink(img, sig, px0, py0, tw_px, th_px)
         if len(ys):
-            boxes.append(Box.from_pixels(px0 + int(xs.min()), py0 + int(ys.min()), px0 + int(xs.max()) + 1,
-                                         py0 + int(ys.max()) + 1, pw, ph))
+            boxes.append(Box.from_pixels(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1, pw, ph))
     if marks and rng.random() < 0.6:
         img = add_handwritten_marks(img, rng, int(rng.integers(1, 4)), avoid=[(b.x0, b.y0, b.x1, b.y1) for b in boxes])
     if rng.random() < 0.85:

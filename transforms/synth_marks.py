@@ -151,8 +151,8 @@ def handwritten_mark(rng: np.random.Generator, height: int, kind: str | None = N
     thickness = int(rng.integers(1, 3 if height < 16 else 4))
     pad = thickness + 2
     pts = [_smooth(s) * height for s in strokes]
-    lo = np.min(np.vstack(pts), axis=0)
-    hi = np.max(np.vstack(pts), axis=0)
+    every = np.vstack(pts)
+    lo, hi = every.min(axis=0), every.max(axis=0)
     size = np.ceil(hi - lo).astype(int) + 2 * pad
     canvas = np.full((max(size[1], 1), max(size[0], 1)), 255, np.uint8)
     ink = int(rng.integers(10, 110))
