@@ -27,6 +27,7 @@ from models.detect import (
     load_detector,
     prepare_views,
     stack_views,
+    view_name,
 )
 from models.detector import build_detector
 from transforms.demo_corpus import make_sample_contract
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     detect_pages(model, pages, card, batch_size=args.batch_size)
     e2e_s = time.perf_counter() - start
     rows = [("detect (prepared pages)", len(pages) / detect_s), ("end_to_end (prepare + detect)", len(pages) / e2e_s)]
-    views = " ".join(f"{s}{'f' if f else ''}" for s, f in detector_views(card))
+    views = " ".join(view_name(view) for view in detector_views(card))
     print(f"{'stage':32s} pages/s   (model {card['model_version']}, views {views}, {args.threads} threads, "
           f"batch {args.batch_size}, {len(pages)} pages of {pages[0].shape[1]}x{pages[0].shape[0]})")
     for name, rate in rows:

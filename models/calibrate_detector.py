@@ -1,6 +1,7 @@
 """Test-time views, box extent and score threshold of the shipped detector, fitted on held-out train pages.
 
     python -m models.calibrate_detector --views 384 384f 448 448f [--weights PATH] [--write]
+    python -m models.calibrate_detector --views 384 448f@1 ... --weights ENSEMBLE  # @MEMBER: ensembles
 
 The detector's weights stay as they are. On the card's held-out train pages (``training.data.
 holdout_stems``, put upright as in training when ``training.config.upright``):
@@ -36,6 +37,7 @@ from models.detect import (
     detect_pages,
     detector_views,
     load_detector,
+    parse_view,
 )
 from models.detector_data import load_yolo_pages, upright_pages
 from models.evaluate_detection import AP_MIN_SCORE, score_predictions
@@ -46,15 +48,6 @@ from transforms.boxes import Box, iou, scale_boxes
 log = logging.getLogger(__name__)
 
 MATCH_IOU = 0.3  # a fused box and a label at least this close count as the same signature for box_scale
-
-
-def parse_view(text: str) -> list:
-    """``"448f"`` -> ``[448, True]``; ``"384"`` -> ``[384, False]``."""
-    flipped = text.endswith("f")
-    digits = text[:-1] if flipped else text
-    if not digits.isdigit():
-        raise ValueError(f"a view is SIZE or SIZEf (mirrored), e.g. 384 or 448f; got {text!r}")
-    return [int(digits), flipped]
 
 
 def holdout_pages(card: dict[str, Any], root: Path) -> list[tuple[np.ndarray, list[Box]]]:
@@ -105,7 +98,7 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--views", nargs="+", required=True, help="SIZE or SIZEf (mirrored), e.g. 384 384f 448 448f")
+    p.add_argument("--views", nargs="+", required=True, help="SIZE or SIZEf (mirrored), e.g. 384 384f 448 448f; SIZE[f]@MEMBER for an ensemble's members")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH)
     p.add_argument("--fusion-iou", type=float, default=DEFAULT_FUSION_IOU)
     p.add_argument("--train", type=Path, default=None, help="detection train split (default: ../shared/data/detection/train)")

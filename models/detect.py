@@ -8,6 +8,8 @@ validation figures. Optional test-time augmentation: ``views`` (``[[size, flippe
 runs on the page stretched to each size, mirrored left-right where ``flipped``; the boxes of all views
 are merged by ``transforms.boxes.fuse_boxes`` at ``fusion_iou``) and ``box_scale`` (``[sx, sy]``: the
 calibrated box extent, ``transforms.boxes.scale_boxes``). Without them: one view at ``input_size``.
+An ensemble of detectors (``models.detector.DetectorEnsemble``, arch ``<arch>xN``) names in each view
+the member that runs it: ``[size, flipped, member]`` (member 0 where a view has two entries).
 
     model, card = load_detector()                                   # eval mode, on device
     boxes = detect_pages(model, pages, card, device)                # list[list[Box]], one list per page
@@ -34,22 +36,42 @@ VIEW_FLOOR = 0.02  # each view's boxes are decoded down to this score before fus
 DEFAULT_FUSION_IOU = 0.55
 
 
-def detector_views(card: dict[str, Any]) -> list[tuple[int, bool]]:
-    """The card's ``views`` as ``(size, flipped)`` pairs; one unflipped view at ``input_size`` by default."""
+def detector_views(card: dict[str, Any]) -> list[tuple[int, bool, int]]:
+    """The card's ``views`` as ``(size, flipped, member)``; one unflipped view at ``input_size`` by default."""
     views = card.get("views") or [[int(card["input_size"]), False]]
     out = []
     for view in views:
-        if not isinstance(view, (list, tuple)) or len(view) != 2 or int(view[0]) % 32 or int(view[0]) < 64:
-            raise ValueError(f"a detector view must be [size (multiple of 32, >= 64), flipped], got {view!r}")
-        out.append((int(view[0]), bool(view[1])))
+        if (not isinstance(view, (list, tuple)) or len(view) not in (2, 3) or int(view[0]) % 32
+                or int(view[0]) < 64 or (len(view) == 3 and int(view[2]) < 0)):
+            raise ValueError("a detector view must be [size (multiple of 32, >= 64), flipped] or "
+                             f"[size, flipped, member (>= 0)], got {view!r}")
+        out.append((int(view[0]), bool(view[1]), int(view[2]) if len(view) == 3 else 0))
     if len(set(out)) != len(out):
         raise ValueError(f"detector views repeat: {views}")
     return out
 
 
+def parse_view(text: str) -> list:
+    """``"448f"`` -> ``[448, True]``; ``"384"`` -> ``[384, False]``; ``"384f@1"`` -> ``[384, True, 1]``
+    (run by member 1 of an ensemble). The card's view syntax on command lines; ``view_name`` inverts it."""
+    body, at, member = text.partition("@")
+    flipped = body.endswith("f")
+    digits = body[:-1] if flipped else body
+    if not digits.isdigit() or (at and not member.isdigit()):
+        raise ValueError(f"a view is SIZE or SIZEf (mirrored), optionally @MEMBER, e.g. 384, 448f or 448f@1; got {text!r}")
+    return [int(digits), flipped, int(member)] if at else [int(digits), flipped]
+
+
+def view_name(view: Sequence) -> str:
+    """``(448, True, 1)`` -> ``"448f@1"``; member 0 is left out (``"448f"``)."""
+    size, flipped, *member = view
+    suffix = f"@{member[0]}" if member and member[0] else ""
+    return f"{int(size)}{'f' if flipped else ''}{suffix}"
+
+
 def view_sizes(card: dict[str, Any]) -> list[int]:
     """Distinct input sizes of the card's views, in the order the views first name them."""
-    return list(dict.fromkeys(size for size, _ in detector_views(card)))
+    return list(dict.fromkeys(size for size, _, _ in detector_views(card)))
 
 
 def prepare_views(image: np.ndarray, card: dict[str, Any]) -> tuple[np.ndarray, ...]:
@@ -131,8 +153,8 @@ def detect_batch(model: nn.Module, batch: np.ndarray | list[np.ndarray], card: d
         return []
     max_boxes, nms_iou = int(card["max_boxes"]), float(card["nms_iou"])
     per_view = []
-    for size, flipped in views:
-        heat, ltrb = _network_maps(model, stacks[sizes.index(size)], flipped, device)
+    for size, flipped, member in views:
+        heat, ltrb = _network_maps(member_network(model, member), stacks[sizes.index(size)], flipped, device)
         floor = threshold if len(views) == 1 else min(threshold, VIEW_FLOOR)
         per_view.append([decode_boxes(heat[i], ltrb[i], floor, max_boxes, nms_iou) for i in range(len(heat))])
     sx, sy = (float(v) for v in card.get("box_scale", (1.0, 1.0)))
@@ -144,6 +166,19 @@ def detect_batch(model: nn.Module, batch: np.ndarray | list[np.ndarray], card: d
             boxes = scale_boxes(boxes, sx, sy)
         out.append([b for b in boxes if b.score >= threshold][:max_boxes])
     return out
+
+
+def member_network(model: nn.Module, member: int) -> nn.Module:
+    """The network that runs a view naming ``member``: that member of an ensemble, or a single detector
+    itself for member 0."""
+    members = getattr(model, "members", None)
+    if members is None:
+        if member != 0:
+            raise ValueError(f"a view names detector member {member}, but the detector is a single network")
+        return model
+    if not 0 <= member < len(members):
+        raise ValueError(f"a view names detector member {member}, but the ensemble has {len(members)} members")
+    return members[member]
 
 
 def _network_maps(model: nn.Module, stack: np.ndarray, flipped: bool,

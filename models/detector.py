@@ -13,15 +13,19 @@ small FPN over plain 3x3 conv stages with a stride-4 head (plain convs trained a
 depthwise-separable ones on this CPU for the same accuracy budget); layers are named through
 ``OrderedDict`` so safetensors keys stay stable.
 
-- ``centernet_s``: widths 16-32-64-96-128, neck 48 (about 0.2 M parameters).
-- ``centernet_m``: widths 24-48-80-128-160, neck 64 (about 0.35 M parameters).
+- ``centernet_s``: widths 8-16-32-64-128, neck 24 (about 0.51 M parameters).
+- ``centernet_m``: widths 12-24-48-96-160, neck 32 (about 0.90 M parameters).
+- ``<arch>x2``, ``<arch>x3``: two or three separately trained detectors of one architecture in one
+  file (:class:`DetectorEnsemble`, built by ``models.combine_detectors``); each test-time view of the
+  card names the member that runs it and ``models.detect`` fuses the boxes of all views.
 """
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -99,10 +103,47 @@ class CenterDetector(nn.Module):
         return torch.cat([out[:, :1], torch.exp(out[:, 1:].clamp(max=6.0))], dim=1)
 
 
-DETECTORS: dict[str, Callable[[], nn.Module]] = {
+class DetectorEnsemble(nn.Module):
+    """Several detectors of one architecture side by side; ``forward(x, member)`` runs one of them.
+
+    Its state dict keys are the members' keys under ``members.<i>.``. ``models.detect.detect_batch``
+    runs each card view through the member it names and fuses all views' boxes.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, member: int = 0) -> torch.Tensor:
+        """Member ``member``'s output for ``x`` (see :class:`CenterDetector`)."""
+        if not 0 <= member < len(self.members):
+            raise ValueError(f"member must be 0..{len(self.members) - 1}, got {member}")
+        return self.members[member](x)
+
+
+def _ensemble(base: Callable[[], nn.Module], n: int) -> DetectorEnsemble:
+    return DetectorEnsemble([base() for _ in range(n)])
+
+
+SINGLE_DETECTORS: dict[str, Callable[[], nn.Module]] = {
     "centernet_s": lambda: CenterDetector(DetectorSpec((8, 16, 32, 64, 128), 24)),
     "centernet_m": lambda: CenterDetector(DetectorSpec((12, 24, 48, 96, 160), 32)),
 }
+ENSEMBLE_SIZES = (2, 3)
+DETECTORS: dict[str, Callable[[], nn.Module]] = {
+    **SINGLE_DETECTORS,
+    **{f"{name}x{n}": partial(_ensemble, base, n) for name, base in SINGLE_DETECTORS.items() for n in ENSEMBLE_SIZES},
+}
+
+
+def ensemble_name(arch: str, n: int) -> str:
+    """The registered name of ``n`` members of the single detector ``arch`` (e.g. ``centernet_mx2``)."""
+    name = f"{arch}x{n}"
+    if arch not in SINGLE_DETECTORS or name not in DETECTORS:
+        raise ValueError(f"no registered ensemble of {n} {arch!r} detectors (known: {sorted(DETECTORS)})")
+    return name
 
 
 def build_detector(name: str) -> nn.Module:

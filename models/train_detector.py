@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 
 from models.data import shared_data_dir
 from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, save_detector
-from models.detector import DETECTORS, OUTPUT_STRIDE, build_detector
+from models.detector import OUTPUT_STRIDE, SINGLE_DETECTORS, build_detector
 from models.detector_data import (
     Page,
     augment_page,
@@ -294,10 +294,16 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     return cfg.out / "best.pt"
 
 
-def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
-    """Best checkpoint -> ``weights`` + card: threshold chosen on the train holdout, then valid scored."""
+CHECKPOINTS = ("best", "last")
+
+
+def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[str, Any]:
+    """A checkpoint (``best``: the holdout's choice, or ``last``) -> ``weights`` + card: threshold chosen
+    on the train holdout, then valid scored."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
     torch.set_num_threads(cfg.threads)
-    ck = torch.load(cfg.out / "best.pt", map_location="cpu", weights_only=True)
+    ck = torch.load(cfg.out / f"{checkpoint}.pt", map_location="cpu", weights_only=True)
     conf = json.loads((cfg.out / "config.json").read_text())
     info = json.loads((cfg.out / "data.json").read_text())
     model = build_detector(conf["arch"])
@@ -345,7 +351,7 @@ def export(cfg: TrainConfig, weights: Path) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m models.train_detector", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--arch", choices=sorted(DETECTORS), default=TrainConfig.arch)
+    p.add_argument("--arch", choices=sorted(SINGLE_DETECTORS), default=TrainConfig.arch)
     p.add_argument("--input-size", type=int, default=TrainConfig.input_size)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
@@ -372,7 +378,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     p.add_argument("--letters", type=float, default=TrainConfig.letters,
                    help="share of synthetic pages that are typewritten business letters (transforms/synth_letter.py)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
-    p.add_argument("--export", action="store_true", help="export --out/best.pt instead of training")
+    p.add_argument("--export", action="store_true", help="export --out/best.pt (or --checkpoint) instead of training")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                   help="with --export: the holdout-best checkpoint or the last (annealed) one")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
     a = p.parse_args(argv)
     for name, value, lo in (("steps", a.steps, 1), ("batch", a.batch, 1), ("eval-every", a.eval_every, 1),
@@ -402,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, a = parse_args(argv)
     if a.export:
-        card = export(cfg, a.weights)
+        card = export(cfg, a.weights, a.checkpoint)
         print(json.dumps({k: card[k] for k in ("model_version", "score_threshold", "holdout", "validation")
                           if k in card}, indent=2))
     else:

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from models.calibrate_detector import fit_box_scale, holdout_pages, parse_view
+from models.calibrate_detector import fit_box_scale, holdout_pages
+from models.detect import parse_view, view_name
 from transforms.boxes import Box
 
 
 def test_parse_view() -> None:
     assert parse_view("384") == [384, False] and parse_view("448f") == [448, True]
-    for bad in ("f", "384x", "", "-384"):
+    assert parse_view("448f@1") == [448, True, 1] and parse_view("320@0") == [320, False, 0]
+    for text in ("384", "448f", "448f@1", "320@2"):
+        assert view_name(parse_view(text)) == text
+    assert view_name((320, False, 0)) == "320"
+    for bad in ("f", "384x", "", "-384", "384@", "384f@x", "@1"):
         with pytest.raises(ValueError, match="SIZE or SIZEf"):
             parse_view(bad)
 

@@ -76,13 +76,13 @@ def _one_mark_page() -> np.ndarray:
 
 
 def test_views_default_to_one_unflipped_input_size_and_are_checked() -> None:
-    assert detector_views(CARD) == [(64, False)] and view_sizes(CARD) == [64]
+    assert detector_views(CARD) == [(64, False, 0)] and view_sizes(CARD) == [64]
     card = {**CARD, "views": [[64, False], [96, True], [64, True]]}
     assert view_sizes(card) == [64, 96]
     inputs = prepare_views(_one_mark_page(), card)
     assert [x.shape for x in inputs] == [(64, 64), (96, 96)]
     assert [s.shape for s in stack_views([inputs, inputs])] == [(2, 64, 64), (2, 96, 96)]
-    for bad in ([[65, False]], [[64, False], [64, False]], [[64]]):
+    for bad in ([[65, False]], [[64, False], [64, False]], [[64]], [[64, False, -1]], [[64, False, 0, 1]]):
         with pytest.raises(ValueError, match="view"):
             detector_views({**CARD, "views": bad})
     with pytest.raises(ValueError, match=r"one stack per view size \[64, 96\]"):

@@ -11,6 +11,7 @@ from models.train_detector import (
     TrainConfig,
     WeightEMA,
     best_threshold,
+    export,
     focal_loss,
     giou_loss,
     make_batch,
@@ -113,3 +114,13 @@ def test_parse_args_letters() -> None:
     assert parse_args(["--out", "x"])[0].letters == 0.0
     with pytest.raises(ValueError, match="--letters"):
         parse_args(["--out", "x", "--letters", "-0.1"])
+
+
+def test_export_takes_the_best_or_the_last_checkpoint(tmp_path: Path) -> None:
+    _, a = parse_args(["--out", "x", "--export", "--checkpoint", "last"])
+    assert a.export and a.checkpoint == "last"
+    assert parse_args(["--out", "x", "--export"])[1].checkpoint == "best"
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x", "--export", "--checkpoint", "middle"])
+    with pytest.raises(ValueError, match="checkpoint must be one of \\('best', 'last'\\), got 'middle'"):
+        export(TrainConfig(out=tmp_path), tmp_path / "w.safetensors", "middle")
