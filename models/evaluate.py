@@ -1,7 +1,8 @@
 """Evaluation CLI: ``python -m models.evaluate verification --manifest M.csv [...]``.
 
 Subcommands register in ``SUBCOMMANDS`` (name -> (add_arguments, run)); ``cleaning`` and
-``detection`` are added by their own issues.
+``detection`` are added by their own issues; ``contracts`` (``models.evaluate_pages.contract_recall``)
+counts how often the detector finds a synthetic signature on synthetic contracts, without any data.
 
 Verification protocol: for each writer, its first K genuine images in sorted ``path`` order are the
 references and every other image of that writer is a query. "Writer" here is the signer
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from models import evaluate_cleaning, evaluate_detection, metrics
+from models import evaluate_cleaning, evaluate_detection, evaluate_pages, metrics
 from models.data import Sample, load_gray, read_manifest
 from models.evaluate_cleaning import query_images
 from models.evaluate_pages import PAGE_KINDS, page_queries
@@ -392,6 +393,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "verification": (_add_verification, run_verification),
     "detection": (evaluate_detection.add_arguments, evaluate_detection.run),
     "cleaning": (evaluate_cleaning.add_arguments, evaluate_cleaning.run),
+    "contracts": (evaluate_pages.add_arguments, evaluate_pages.run),
     "compare": (_add_compare, run_compare),
 }
 

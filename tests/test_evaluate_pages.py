@@ -63,3 +63,28 @@ def test_cli_on_pages(tmp_path, capsys):
     assert result["n_genuine"] == 2 and result["n_forged"] == 2 and 0.0 <= result["eer"] <= 1.0
     with pytest.raises(ValueError, match="choose one"):
         main([*args, "--on-pages", "scanned", "--noisy-queries", "4"])
+
+
+def test_contract_recall_counts_found_and_missing_signatures():
+    from models.evaluate_pages import contract_recall
+
+    model, card = load_detector()
+    got = contract_recall(model, card, "digital", 3, seed=2)
+    assert got["pages"] == 3 and got["signatures_found"] == 3 and got["pages_without_region"] == 0
+    assert got["recall"] == 1.0 and got["median_signature_score"] >= card["score_threshold"]
+    assert contract_recall(model, card, "digital", 3, seed=2) == got  # seeded
+    blind = contract_recall(model, {**card, "score_threshold": 1.01}, "digital", 3, seed=2)
+    assert blind["pages_without_region"] == 3 and blind["signatures_found"] == 0
+    assert blind["median_signature_score"] == got["median_signature_score"]  # the scores themselves are unchanged
+    with pytest.raises(ValueError, match="pages must be >= 1, got 0"):
+        contract_recall(model, card, "digital", 0)
+    with pytest.raises(ValueError, match="page kind must be one of"):
+        contract_recall(model, card, "paper", 1)
+
+
+def test_contracts_subcommand_prints_the_figures(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["contracts", "--kind", "digital", "--pages", "2", "--seed", "2", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["kind"] == "digital" and figures["pages"] == 2 and figures["signatures_found"] == 2
+    assert json.loads(capsys.readouterr().out) == figures
