@@ -14,8 +14,8 @@ architecture, input size, output stride and preprocessing, and must share their 
 
 The card starts uncalibrated: ``views`` from ``--views`` or, by default, every member's own card views run
 by that member; no ``box_scale``; ``score_threshold`` the members' mean (the starting point of the
-calibration's box matching); the members' model versions, weight digests, training commands and holdout
-figures under ``members``.
+calibration's box matching); the members' model versions, parameter counts, training commands, steps, lineage
+and holdout figures under ``members``.
 """
 from __future__ import annotations
 

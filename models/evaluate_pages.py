@@ -107,10 +107,10 @@ def contract_recall(model: nn.Module, card: dict[str, Any], kind: str, pages: in
         image = draw_signature(make_style(rng), rng, height=160)
         page, truth = contract_page(image, kind, np.random.default_rng([seed, i, 1]))
         boxes = detect_pages(model, [page], card, device, AP_MIN_SCORE)[0]
-        kept = [b for b in boxes if b.score >= threshold]
-        without += not kept
-        found += truth is not None and any(iou(b, truth) >= 0.5 for b in kept)
-        scores.append(max((b.score for b in boxes if truth is not None and iou(b, truth) >= 0.5), default=0.0))
+        on_signature = [b.score for b in boxes if truth is not None and iou(b, truth) >= 0.5]
+        without += all(b.score < threshold for b in boxes)
+        found += any(score >= threshold for score in on_signature)
+        scores.append(max(on_signature, default=0.0))
     return {"model_version": card.get("model_version"), "kind": kind, "pages": pages, "seed": seed,
             "score_threshold": threshold, "pages_without_region": without, "signatures_found": found,
             "recall": round(found / pages, 4), "median_signature_score": round(float(np.median(scores)), 4)}
