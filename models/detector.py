@@ -15,6 +15,9 @@ depthwise-separable ones on this CPU for the same accuracy budget); layers are n
 
 - ``centernet_s``: widths 8-16-32-64-128, neck 24 (about 0.51 M parameters).
 - ``centernet_m``: widths 12-24-48-96-160, neck 32 (about 0.90 M parameters).
+- ``centernet_mw``: ``centernet_m`` with the two deep stages 1.5x wider, 12-24-48-144-240, neck 32 (about
+  1.88 M parameters for about 1.2x the time per page): the shape ``models.widen_detector`` grows a trained
+  ``centernet_m`` into.
 - ``<arch>x2``, ``<arch>x3``: two or three separately trained detectors of one architecture in one
   file (:class:`DetectorEnsemble`, built by ``models.combine_detectors``); each test-time view of the
   card names the member that runs it and ``models.detect`` fuses the boxes of all views.
@@ -67,6 +70,7 @@ class CenterDetector(nn.Module):
 
     def __init__(self, spec: DetectorSpec) -> None:
         super().__init__()
+        self.spec = spec
         w1, w2, w3, w4, w5 = spec.widths
         n = spec.neck
         self.stem = _conv_bn(1, w1, 3, stride=2)
@@ -130,6 +134,7 @@ def _ensemble(base: Callable[[], nn.Module], n: int) -> DetectorEnsemble:
 SINGLE_DETECTORS: dict[str, Callable[[], nn.Module]] = {
     "centernet_s": lambda: CenterDetector(DetectorSpec((8, 16, 32, 64, 128), 24)),
     "centernet_m": lambda: CenterDetector(DetectorSpec((12, 24, 48, 96, 160), 32)),
+    "centernet_mw": lambda: CenterDetector(DetectorSpec((12, 24, 48, 144, 240), 32)),
 }
 ENSEMBLE_SIZES = (2, 3)
 DETECTORS: dict[str, Callable[[], nn.Module]] = {

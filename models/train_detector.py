@@ -208,6 +208,25 @@ def _data(cfg: TrainConfig) -> tuple[list[Page], list[Page], list[Page], dict[st
     return [pages[i] for i in train_idx], [pages[i] for i in hold_idx], synth, info
 
 
+def schedule_progress(step: int, elapsed: float, steps: int, minutes: float) -> tuple[float, bool]:
+    """The cosine schedule's progress (0..1 and beyond at the end): whichever of ``steps`` and ``minutes``
+    runs out first; and whether the clock led at this step (its learning rate then depends on the
+    machine's speed, so the run replays from its card only on an equally fast machine)."""
+    by_steps, by_time = step / steps, elapsed / (minutes * 60)
+    return max(by_steps, by_time), by_time > by_steps
+
+
+def schedule_record(time_led_steps: int, steps: int) -> dict[str, Any]:
+    """The card's account of what drove the learning-rate schedule over a run's ``steps`` steps."""
+    if time_led_steps == 0:
+        return {"bound": "steps", "time_led_steps": 0,
+                "replay": "step for step from the card's command (same seed, data and threads)"}
+    return {"bound": "minutes", "time_led_steps": time_led_steps,
+            "replay": f"the clock set the learning rate for {time_led_steps} of {steps} steps: only an equally "
+                      "fast machine replays the run; set --minutes beyond the run's time and --steps to the "
+                      "steps wanted for a run the card replays"}
+
+
 def train(cfg: TrainConfig, resume: bool) -> Path:
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the best checkpoint's path."""
     torch.set_num_threads(cfg.threads)
@@ -230,13 +249,14 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
     scored = build_detector(cfg.arch) if ema is not None else model  # the network scored on the holdout and exported
-    step, elapsed, best_ap = 0, 0.0, -1.0
+    step, elapsed, best_ap, time_led_steps = 0, 0.0, -1.0, 0
     last = cfg.out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, elapsed, best_ap = int(ck["step"]), float(ck["elapsed"]), float(ck["best_ap"])
+        time_led_steps = int(ck.get("time_led_steps", 0))
         if ema is not None:
             if "ema" not in ck:
                 raise ValueError(f"--ema {cfg.ema} but {last} was saved without an EMA")
@@ -249,7 +269,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     logf = (cfg.out / "log.jsonl").open("a")
     while True:
         elapsed = time.perf_counter() - start
-        progress = max(step / cfg.steps, elapsed / (cfg.minutes * 60))
+        progress, time_led = schedule_progress(step, elapsed, cfg.steps, cfg.minutes)
         done = progress >= 1.0
         if step != evaluated and (step % cfg.eval_every == 0 or done):
             evaluated = step
@@ -264,7 +284,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             logf.flush()
             log.info("eval %s", row)
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                     "best_ap": float(max(best_ap, s.ap)), "arch": cfg.arch}
+                     "best_ap": float(max(best_ap, s.ap)), "arch": cfg.arch, "time_led_steps": time_led_steps}
             if ema is not None:  # the EMA is what was scored here, so export takes it
                 state.update(ema=ema.state, ema_updates=ema.updates)
             if s.ap > best_ap:
@@ -273,6 +293,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             torch.save(state, last)
         if done:
             break
+        time_led_steps += int(time_led)
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = float(lr)
@@ -335,6 +356,8 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[st
         "holdout": score_predictions(preds, truth, threshold),
         "training": {"seed": conf["seed"], "command": conf["command"], "steps": int(ck["step"]),
                      "minutes": round(float(ck["elapsed"]) / 60, 1), "config": conf, "data": info,
+                     **({"schedule": schedule_record(int(ck["time_led_steps"]), int(ck["step"]))}
+                        if "time_led_steps" in ck else {}),
                      "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                                  f"{conf['threads']} threads on {os.cpu_count()} shared CPU cores, no GPU"},
     }

@@ -9,6 +9,9 @@ incoming filters get a little seeded noise (``noise`` x the layer's weight std):
 network then starts within a hair of the trained one and can grow apart from it.
 
     widen_generator_state(state, new_ngf, seed=0, noise=0.01) -> state of the wider generator
+
+``channel_map`` and ``widen_layer`` are the two steps any conv network's widening is made of
+(``models.widen_detector`` widens the detector with them).
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def channel_map(old: int, new: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([np.arange(old), rng.integers(0, old, new - old)]).astype(np.int64)
 
 
-def _widen(weight: torch.Tensor, bias: torch.Tensor | None, in_map: np.ndarray | None, out_map: np.ndarray | None,
+def widen_layer(weight: torch.Tensor, bias: torch.Tensor | None, in_map: np.ndarray | None, out_map: np.ndarray | None,
            transposed: bool, noise: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One conv layer: outputs copied by ``out_map``, inputs gathered by ``in_map`` and divided by
     their copy counts; noise on the incoming filters of the copied (new) output channels."""
@@ -89,7 +92,7 @@ def widen_generator_state(state: Mapping[str, torch.Tensor], new_ngf: int, seed:
     plan += [("model.up1_conv", stream, u1, True), ("model.up2_conv", u1, u2, True), ("model.head_conv", u2, None, False)]
     out: dict[str, torch.Tensor] = {}
     for name, in_map, out_map, transposed in plan:
-        w, b = _widen(state[f"{name}.weight"], state.get(f"{name}.bias"), in_map, out_map, transposed, noise, rng)
+        w, b = widen_layer(state[f"{name}.weight"], state.get(f"{name}.bias"), in_map, out_map, transposed, noise, rng)
         out[f"{name}.weight"] = w
         if b is not None:
             out[f"{name}.bias"] = b

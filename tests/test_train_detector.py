@@ -16,6 +16,8 @@ from models.train_detector import (
     giou_loss,
     make_batch,
     parse_args,
+    schedule_progress,
+    schedule_record,
     split_holdout,
 )
 from transforms.boxes import Box
@@ -124,3 +126,13 @@ def test_export_takes_the_best_or_the_last_checkpoint(tmp_path: Path) -> None:
         parse_args(["--out", "x", "--export", "--checkpoint", "middle"])
     with pytest.raises(ValueError, match="checkpoint must be one of \\('best', 'last'\\), got 'middle'"):
         export(TrainConfig(out=tmp_path), tmp_path / "w.safetensors", "middle")
+
+
+def test_schedule_follows_whichever_bound_runs_out_first() -> None:
+    # 100 steps or 10 minutes: at step 50 after 2 minutes the steps lead, after 6 minutes the clock
+    assert schedule_progress(50, 120.0, 100, 10.0) == (0.5, False)
+    assert schedule_progress(50, 360.0, 100, 10.0) == (0.6, True)
+    assert schedule_progress(100, 120.0, 100, 10.0)[0] == 1.0
+    assert schedule_record(0, 2800)["bound"] == "steps"
+    timed = schedule_record(700, 2800)
+    assert timed["bound"] == "minutes" and timed["time_led_steps"] == 700 and "700 of 2800" in timed["replay"]
