@@ -46,7 +46,7 @@ def channel_map(old: int, new: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def widen_layer(weight: torch.Tensor, bias: torch.Tensor | None, in_map: np.ndarray | None, out_map: np.ndarray | None,
-           transposed: bool, noise: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+                transposed: bool, noise: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One conv layer: outputs copied by ``out_map``, inputs gathered by ``in_map`` and divided by
     their copy counts; noise on the incoming filters of the copied (new) output channels."""
     w = weight.detach().clone()

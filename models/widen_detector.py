@@ -30,8 +30,7 @@ from models.widen import channel_map, widen_layer
 log = logging.getLogger(__name__)
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
-# (stage, number of conv + BN layers in it): the backbone in order; stage k's last layer feeds stage k+1
-STAGES = (("stem", 0), ("stage2", 2), ("stage3", 2), ("stage4", 3), ("stage5", 3))
+STAGES = ("stem", "stage2", "stage3", "stage4", "stage5")  # the backbone in order; each stage's last layer feeds the next
 LATERALS = {"stage2": "lat2", "stage3": "lat3", "stage4": "lat4", "stage5": "lat5"}
 
 
@@ -45,16 +44,28 @@ def detector_spec(arch: str) -> DetectorSpec:
     return model.spec
 
 
-def _layers(stage: str, n: int) -> list[str]:
+def _layers(state: Mapping[str, torch.Tensor], stage: str) -> list[str]:
+    """The conv + BN layers of a backbone stage in ``state``, in order (``down``, then ``block1``, ...)."""
     if stage == "stem":
         return ["stem"]
-    return [f"{stage}.down"] + [f"{stage}.block{i}" for i in range(1, n)]
+    blocks = sorted(int(k.split(".")[1][5:]) for k in state
+                    if k.startswith(f"{stage}.block") and k.endswith(".conv.weight"))
+    return [f"{stage}.down"] + [f"{stage}.block{i}" for i in blocks]
+
+
+def _check_widths(state: Mapping[str, torch.Tensor], spec: DetectorSpec) -> None:
+    if "stem.conv.weight" not in state:
+        raise ValueError(f"not a CenterDetector state dict: no 'stem.conv.weight' among {sorted(state)[:4]}...")
+    found = tuple(int(state[f"{layer}.conv.weight"].shape[0]) for layer in ("stem", *(f"{s}.down" for s in STAGES[1:])))
+    if found != spec.widths:
+        raise ValueError(f"the weights have backbone widths {found}, not the given architecture's {spec.widths}")
 
 
 def widen_detector_state(state: Mapping[str, torch.Tensor], old: DetectorSpec, new: DetectorSpec,
                          seed: int = 0, noise: float = 0.01) -> dict[str, torch.Tensor]:
     """The state dict of a ``new``-spec detector computing what the ``old``-spec ``state`` computes (up to
     ``noise``; exactly, in eval mode, with ``noise=0``). Backbone widths may only grow; the neck must match."""
+    _check_widths(state, old)
     if new.neck != old.neck:
         raise ValueError(f"only the backbone widens: neck {old.neck} -> {new.neck}")
     if any(b < a for a, b in zip(old.widths, new.widths, strict=True)):
@@ -62,8 +73,8 @@ def widen_detector_state(state: Mapping[str, torch.Tensor], old: DetectorSpec, n
     rng = np.random.default_rng([seed, 1511])
     out = dict(state)
     in_map: np.ndarray | None = None
-    for k, (stage, n) in enumerate(STAGES):
-        for name in _layers(stage, n):
+    for k, stage in enumerate(STAGES):
+        for name in _layers(state, stage):
             out_map = channel_map(old.widths[k], new.widths[k], rng)
             w, _ = widen_layer(state[f"{name}.conv.weight"], None, in_map, out_map, False, noise, rng)
             out[f"{name}.conv.weight"] = w

@@ -58,6 +58,10 @@ def test_only_growing_backbones_are_accepted() -> None:
         widen_detector_state(state, m, DetectorSpec((12, 24, 48, 144, 240), 48))
     with pytest.raises(ValueError, match="unknown single detector 'centernet_mx2'"):
         detector_spec("centernet_mx2")
+    with pytest.raises(ValueError, match=r"backbone widths \(12, 24, 48, 96, 160\), not the given architecture's \(8, 16"):
+        widen_detector_state(state, detector_spec("centernet_s"), detector_spec("centernet_mw"))
+    with pytest.raises(ValueError, match="not a CenterDetector state dict"):
+        widen_detector_state({"model.stem_conv.weight": torch.zeros(1)}, m, detector_spec("centernet_mw"))
 
 
 def test_cli_writes_a_loadable_wider_state(tmp_path: Path) -> None:
