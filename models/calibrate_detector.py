@@ -11,7 +11,12 @@ holdout_stems``, put upright as in training when ``training.config.upright``):
 2. ``box_scale`` = the median ratio of the labelled box's width (height) to the width (height) of the
    best-overlapping fused box scoring at least the card's current threshold, over pairs at IoU >= 0.3:
    the labels' convention of how far a signature box reaches, which the regression learnt only roughly;
-3. ``score_threshold`` = the best-F1 threshold of the scaled boxes (``train_detector.best_threshold``).
+3. ``score_threshold`` = the best-F1 threshold of the scaled boxes (``train_detector.best_threshold``);
+4. with ``--contract-pages N``, no higher than the contract floor: the highest threshold on the same 0.01
+   grid that leaves at most ``--max-missed`` of N synthetic contracts (``models.evaluate_pages.
+   contract_scores``, ``--contract-kind``, ``--contract-seed``) without any region, so that a threshold
+   the few held-out pages set high does not make the pipeline report signers missing on plain contracts
+   (the holdout figures are then scored at the lowered threshold).
 
 Prints the holdout figures as JSON; ``--write`` stores views, fusion IoU, box scale, threshold, the
 holdout figures and this calibration in the card beside the weights (the validation figures must then
@@ -80,9 +85,22 @@ def fit_box_scale(predictions: Sequence[Sequence[Box]], truth: Sequence[Sequence
     return (round(float(np.median(rw)), 3), round(float(np.median(rh)), 3)), len(rw)
 
 
+def contract_floor(best_scores: Sequence[float], max_missed: int) -> float:
+    """The highest threshold on the 0.01 grid (not below 0.05) at which at most ``max_missed`` of the pages
+    whose best box scores are ``best_scores`` (0 where none) are left without a region."""
+    if max_missed < 0:
+        raise ValueError(f"max_missed must be >= 0, got {max_missed}")
+    if max_missed >= len(best_scores):
+        return 1.0
+    kth = sorted(best_scores)[max_missed]  # pages scoring below the threshold are the missed ones
+    return max(0.05, float(np.floor(kth * 100 + 1e-9)) / 100)
+
+
 def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray, list[Box]]], views: list,
-              fusion_iou: float = DEFAULT_FUSION_IOU, batch_size: int = 8) -> dict[str, Any]:
-    """The calibrated card entries and the holdout figures for ``views`` (see the module docstring)."""
+              fusion_iou: float = DEFAULT_FUSION_IOU, batch_size: int = 8,
+              contracts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The calibrated card entries and the holdout figures for ``views`` (see the module docstring);
+    ``contracts``: ``{"pages", "seed", "kind", "max_missed"}`` for the contract floor, or None."""
     trial = {k: v for k, v in card.items() if k != "box_scale"}
     trial.update(views=views, fusion_iou=fusion_iou)
     detector_views(trial)  # checks the views
@@ -91,9 +109,20 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
     (sx, sy), n_pairs = fit_box_scale(predictions, truth, float(card["score_threshold"]))
     scaled = [scale_boxes(p, sx, sy) for p in predictions]
     threshold, _ = best_threshold(scaled, truth)
+    floor: dict[str, Any] = {}
+    if contracts is not None:
+        from models.evaluate_pages import contract_scores
+
+        trial.update(box_scale=[sx, sy], score_threshold=threshold)
+        best = [b for b, _ in contract_scores(model, trial, contracts["kind"], contracts["pages"], contracts["seed"])]
+        limit = contract_floor(best, contracts["max_missed"])
+        floor = {"contract_floor": {**contracts, "floor": limit, "holdout_best_f1_threshold": threshold,
+                                    "missed_at_holdout_threshold": sum(b < threshold for b in best)}}
+        threshold = min(threshold, limit)
+        floor["contract_floor"]["missed_at_threshold"] = sum(b < threshold for b in best)
     return {"views": views, "fusion_iou": fusion_iou, "box_scale": [sx, sy], "score_threshold": threshold,
             "holdout": score_predictions(scaled, truth, threshold), "matched_pairs": n_pairs,
-            "holdout_unscaled": score_predictions(predictions, truth, threshold)}
+            "holdout_unscaled": score_predictions(predictions, truth, threshold), **floor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH)
     p.add_argument("--fusion-iou", type=float, default=DEFAULT_FUSION_IOU)
     p.add_argument("--train", type=Path, default=None, help="detection train split (default: ../shared/data/detection/train)")
+    p.add_argument("--contract-pages", type=int, default=0,
+                   help="cap the threshold by the contract floor on this many synthetic contracts (0: off)")
+    p.add_argument("--contract-kind", choices=("digital", "scanned"), default="scanned")
+    p.add_argument("--contract-seed", type=int, default=2,
+                   help="seed of the floor's contracts (keep it apart from the seeds a gate checks)")
+    p.add_argument("--max-missed", type=int, default=3, help="contracts the floor may leave without a region")
     p.add_argument("--write", action="store_true", help="store the calibration in the card beside the weights")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -109,10 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         views = [parse_view(v) for v in a.views]
     except ValueError as e:
         p.error(str(e))
+    if a.contract_pages < 0 or a.max_missed < 0:
+        p.error(f"--contract-pages and --max-missed must be >= 0, got {a.contract_pages} and {a.max_missed}")
+    contracts = ({"pages": a.contract_pages, "seed": a.contract_seed, "kind": a.contract_kind,
+                  "max_missed": a.max_missed} if a.contract_pages else None)
     model, card = load_detector(a.weights)
     pages = holdout_pages(card, a.train or shared_data_dir() / "detection" / "train")
     log.info("calibrating %s views %s on %d held-out train pages", card["model_version"], a.views, len(pages))
-    result = calibrate(model, card, pages, views, a.fusion_iou)
+    result = calibrate(model, card, pages, views, a.fusion_iou, contracts=contracts)
     print(json.dumps(result, indent=1))
     if a.write:
         previous = {k: card.get(k) for k in ("views", "box_scale", "score_threshold", "holdout", "validation") if k in card}
@@ -121,8 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
             "rule": "box_scale: median label/detection width and height ratios over held-out pairs at IoU >= "
                     f"{MATCH_IOU} (detections at the previous threshold); score_threshold: max F1 at IoU >= 0.5 "
-                    "of the scaled boxes on the held-out train pages (0.05..0.95 by 0.01)",
+                    "of the scaled boxes on the held-out train pages (0.05..0.95 by 0.01)"
+                    + (f", capped by the contract floor (at most {a.max_missed} of {a.contract_pages} synthetic "
+                       f"{a.contract_kind} contracts of seed {a.contract_seed} without a region)" if contracts else ""),
             "matched_pairs": result["matched_pairs"], "holdout_unscaled": result["holdout_unscaled"],
+            **({"contract_floor": result["contract_floor"]} if contracts else {}),
             "before": previous}
         card.pop("validation", None)  # measured for other views: re-measure with models.evaluate detection
         written = write_card(a.weights, card)

@@ -6,7 +6,8 @@ Real training pages can first be put upright (:func:`upright_pages`: the export'
 tilts undone, tilt-inflated boxes shrunk back, ``transforms.orientation``). Augmentation
 (:func:`augment_page`) rotates by a multiple of 90 degrees with a given probability (so the detector
 still finds signatures on turned pages), flips, zooms and shifts with independent x/y scales, tilts a
-little, and changes contrast, blur, noise and JPEG quality.
+little, and changes contrast, blur, noise and JPEG quality. :func:`mosaic_page` tiles four augmented pages
+around a random centre (YOLO's mosaic): each keeps its scale, the network sees parts of pages side by side.
 """
 from __future__ import annotations
 
@@ -188,15 +189,21 @@ def _affine_boxes(boxes: Sequence[Box], m: np.ndarray, size: int, min_visible: f
     return out
 
 
+ZOOM_RANGE = (0.8, 1.25)  # augment_page's default zoom range (log-uniform)
+
+
 def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generator,
-                 quarter_turns: float = 0.5) -> Page:
+                 quarter_turns: float = 0.5, zoom: tuple[float, float] = ZOOM_RANGE) -> Page:
     """A randomly transformed copy of a square ``(S, S) uint8`` page and its boxes (see module doc);
-    ``quarter_turns``: the probability of a random turn by 0, 90, 180 or 270 degrees."""
+    ``quarter_turns``: the probability of a random turn by 0, 90, 180 or 270 degrees; ``zoom``: the
+    range ``(lo, hi)`` the scale is drawn from, log-uniformly."""
+    if not 0.0 < zoom[0] <= zoom[1]:
+        raise ValueError(f"zoom must be a range (lo, hi) with 0 < lo <= hi, got {zoom}")
     size = page.shape[0]
     c = size / 2.0
     k = int(rng.integers(4)) if rng.random() < quarter_turns else 0  # quarter turns (counter-clockwise)
     angle = 90.0 * k + float(rng.normal(0, 1.0))
-    scale = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    scale = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
     ratio = float(np.exp(rng.uniform(-0.12, 0.12)))
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)
     s = np.diag([scale * ratio, scale / ratio])
@@ -222,3 +229,42 @@ def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generato
         if ok:
             out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return out, moved
+
+
+def _placed_boxes(boxes: Sequence[Box], dx: int, dy: int, rect: tuple[int, int, int, int], size: int,
+                  min_visible: float = 0.5) -> list[Box]:
+    """``boxes`` of a ``size`` page shifted by ``(dx, dy)`` pixels and clipped to ``rect = (x0, y0, x1, y1)``;
+    a box keeping less than ``min_visible`` of its area there is dropped."""
+    out = []
+    for b in boxes:
+        x0, y0, x1, y1 = b.x0 * size + dx, b.y0 * size + dy, b.x1 * size + dx, b.y1 * size + dy
+        cx0, cy0, cx1, cy1 = max(x0, rect[0]), max(y0, rect[1]), min(x1, rect[2]), min(y1, rect[3])
+        if cx1 - cx0 < 1 or cy1 - cy0 < 1 or (cx1 - cx0) * (cy1 - cy0) < min_visible * (x1 - x0) * (y1 - y0):
+            continue
+        out.append(Box.from_pixels(cx0, cy0, cx1, cy1, size, size))
+    return out
+
+
+def mosaic_page(parts: Sequence[Page], rng: np.random.Generator) -> Page:
+    """YOLO's mosaic on four square ``(S, S) uint8`` pages: a centre ``(cx, cy)`` is drawn uniformly in the
+    middle half of the page; the top-left quadrant shows the first page's bottom-right corner, the
+    top-right the second's bottom-left, the bottom-left the third's top-right, the bottom-right the
+    fourth's top-left. Pages keep their scale; boxes are clipped to their quadrant (dropped below half
+    their area)."""
+    if len(parts) != 4:
+        raise ValueError(f"mosaic_page needs 4 pages, got {len(parts)}")
+    size = parts[0][0].shape[0]
+    if any(p.shape != (size, size) for p, _ in parts):
+        raise ValueError(f"mosaic pages must all be ({size}, {size}), got {[p.shape for p, _ in parts]}")
+    cx, cy = (int(v) for v in rng.integers(size // 4, 3 * size // 4 + 1, 2))
+    out = np.empty((size, size), np.uint8)
+    boxes: list[Box] = []
+    # (destination rectangle x0, y0, x1, y1; shift of the part's pixels into the output)
+    layout = (((0, 0, cx, cy), (cx - size, cy - size)), ((cx, 0, size, cy), (cx, cy - size)),
+              ((0, cy, cx, size), (cx - size, cy)), ((cx, cy, size, size), (cx, cy)))
+    for (page, page_boxes), (rect, (dx, dy)) in zip(parts, layout, strict=True):
+        x0, y0, x1, y1 = rect
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = page[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+            boxes += _placed_boxes(page_boxes, dx, dy, rect, size)
+    return out, boxes

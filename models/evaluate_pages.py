@@ -85,14 +85,13 @@ def page_queries(images: Sequence[np.ndarray], kind: str, seed: int, detector: P
     return crops, missed
 
 
-def contract_recall(model: nn.Module, card: dict[str, Any], kind: str, pages: int, seed: int = 0,
-                    device: str | torch.device = "cpu") -> dict[str, Any]:
-    """How often the detector finds the signature of a synthetic contract (no data needed): ``pages``
-    signatures drawn by ``transforms.synth_signature`` (style and strokes from ``default_rng([seed, i])``)
-    signed into contracts of ``kind`` (page ``i`` from ``default_rng([seed, i, 1])``), detected as the
-    pipeline does at the card's threshold. Returns ``pages_without_region`` (no box at all: the pipeline
-    would report the signer missing), ``signatures_found`` (a box at IoU >= 0.5 with the signature) and
-    its share ``recall``, and the median score of the best box on each signature (0 where none)."""
+def contract_scores(model: nn.Module, card: dict[str, Any], kind: str, pages: int, seed: int = 0,
+                    device: str | torch.device = "cpu") -> list[tuple[float, float]]:
+    """Per synthetic contract, ``(best, on_signature)``: the highest score of any box the detector draws
+    (down to ``AP_MIN_SCORE``; 0 where none) and of a box at IoU >= 0.5 with the signature (0 where none).
+    ``pages`` signatures drawn by ``transforms.synth_signature`` (style and strokes from
+    ``default_rng([seed, i])``) signed into contracts of ``kind`` (page ``i`` from ``default_rng([seed, i, 1])``),
+    detected as the pipeline does with the card's views and box scale."""
     from models.detect import detect_pages
     from models.evaluate_detection import AP_MIN_SCORE
     from transforms.boxes import iou
@@ -100,20 +99,31 @@ def contract_recall(model: nn.Module, card: dict[str, Any], kind: str, pages: in
 
     if pages < 1:
         raise ValueError(f"pages must be >= 1, got {pages}")
-    threshold = float(card["score_threshold"])
-    without, found, scores = 0, 0, []
+    out = []
     for i in range(pages):
         rng = np.random.default_rng([seed, i])
         image = draw_signature(make_style(rng), rng, height=160)
         page, truth = contract_page(image, kind, np.random.default_rng([seed, i, 1]))
         boxes = detect_pages(model, [page], card, device, AP_MIN_SCORE)[0]
         on_signature = [b.score for b in boxes if truth is not None and iou(b, truth) >= 0.5]
-        without += all(b.score < threshold for b in boxes)
-        found += any(score >= threshold for score in on_signature)
-        scores.append(max(on_signature, default=0.0))
+        out.append((max((b.score for b in boxes), default=0.0), max(on_signature, default=0.0)))
+    return out
+
+
+def contract_recall(model: nn.Module, card: dict[str, Any], kind: str, pages: int, seed: int = 0,
+                    device: str | torch.device = "cpu") -> dict[str, Any]:
+    """How often the detector finds the signature of a synthetic contract (no data needed): the pages of
+    :func:`contract_scores` at the card's threshold. Returns ``pages_without_region`` (no box at all: the
+    pipeline would report the signer missing), ``signatures_found`` (a box at IoU >= 0.5 with the
+    signature) and its share ``recall``, and the median score of the best box on each signature (0 where none)."""
+    threshold = float(card["score_threshold"])
+    scores = contract_scores(model, card, kind, pages, seed, device)
+    without = sum(best < threshold for best, _ in scores)
+    found = sum(on >= threshold for _, on in scores)
     return {"model_version": card.get("model_version"), "kind": kind, "pages": pages, "seed": seed,
             "score_threshold": threshold, "pages_without_region": without, "signatures_found": found,
-            "recall": round(found / pages, 4), "median_signature_score": round(float(np.median(scores)), 4)}
+            "recall": round(found / pages, 4),
+            "median_signature_score": round(float(np.median([on for _, on in scores])), 4)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

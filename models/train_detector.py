@@ -6,7 +6,8 @@
 Data: ``detection/train`` real pages (a seeded ``--holdout-fraction`` of them held out for model
 selection and the score threshold) plus ``--synthetic`` synthetic contract pages signed with genuine
 signatures of SigNet's training writers only. Every batch is augmented (``augment_page``: quarter
-turns, flips, zoom, tilt, contrast, noise). ``detection/valid`` is only scored at export, never used
+turns, flips, zoom over ``--zoom``, tilt, contrast, noise); ``--mosaic P`` makes that share of the batch
+YOLO mosaics of four augmented pages (``mosaic_page``). ``detection/valid`` is only scored at export, never used
 for a choice. Loss: CenterNet focal loss on the centre heatmap + 5 x TTFNet's Gaussian-weighted GIoU
 on the ltrb distances. ``config.json``, ``best.pt``, ``last.pt`` and ``log.jsonl`` go to ``--out``.
 """
@@ -34,9 +35,11 @@ from models.data import shared_data_dir
 from models.detect import DEFAULT_DETECTOR_PATH, detect_batch, save_detector
 from models.detector import OUTPUT_STRIDE, SINGLE_DETECTORS, build_detector
 from models.detector_data import (
+    ZOOM_RANGE,
     Page,
     augment_page,
     load_yolo_pages,
+    mosaic_page,
     synthetic_pages,
     training_signature_paths,
     upright_pages,
@@ -76,6 +79,8 @@ class TrainConfig:
     letters: float = 0.0  # share of synthetic pages that are typewritten business letters instead of contracts
     handwritten_marks: float = 0.0  # share of synthetic pages given handwritten non-signature marks (negatives)
     ema: float = 0.0  # exponential moving average of the weights (and BN statistics) scored and exported; 0 = off
+    zoom: tuple[float, float] = ZOOM_RANGE  # augment_page's zoom range (log-uniform)
+    mosaic: float = 0.0  # share of batch images that are a mosaic of four augmented pages (YOLO); 0 = off
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -106,15 +111,24 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, n_
     return (w * (1 - giou)).sum() / max(n_boxes, 1)
 
 
+def _augmented(pages: Sequence[Page], synthetic: Sequence[Page], cfg: TrainConfig,
+               rng: np.random.Generator) -> Page:
+    """One page drawn from the real or (with ``cfg.synthetic_fraction``) the synthetic pool, augmented."""
+    pool = synthetic if synthetic and rng.random() < cfg.synthetic_fraction else pages
+    page, boxes = pool[int(rng.integers(len(pool)))]
+    return augment_page(page, boxes, rng, cfg.quarter_turns, cfg.zoom)
+
+
 def make_batch(pages: Sequence[Page], synthetic: Sequence[Page], cfg: TrainConfig,
                rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
     """An augmented batch: pages ``(B, 1, S, S)``, heat ``(B, h, w)``, ltrb ``(B, 4, h, w)``, weight, #boxes."""
     grid = cfg.input_size // OUTPUT_STRIDE
     xs, heats, ltrbs, weights, n = [], [], [], [], 0
     for _ in range(cfg.batch):
-        pool = synthetic if synthetic and rng.random() < cfg.synthetic_fraction else pages
-        page, boxes = pool[int(rng.integers(len(pool)))]
-        image, moved = augment_page(page, boxes, rng, cfg.quarter_turns)
+        if cfg.mosaic > 0.0 and rng.random() < cfg.mosaic:
+            image, moved = mosaic_page([_augmented(pages, synthetic, cfg, rng) for _ in range(4)], rng)
+        else:
+            image, moved = _augmented(pages, synthetic, cfg, rng)
         heat, ltrb, weight = encode_targets(moved, grid, grid)
         xs.append(image.astype(np.float32) / 255.0)
         heats.append(heat)
@@ -400,6 +414,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                    help="share of synthetic pages given 1-6 handwritten non-signature marks (dates, figures, ticks)")
     p.add_argument("--letters", type=float, default=TrainConfig.letters,
                    help="share of synthetic pages that are typewritten business letters (transforms/synth_letter.py)")
+    p.add_argument("--zoom", type=float, nargs=2, default=ZOOM_RANGE, metavar=("LO", "HI"),
+                   help="augmentation zoom range, drawn log-uniformly (YOLO's scale 0.5 is about 0.67 1.5)")
+    p.add_argument("--mosaic", type=float, default=TrainConfig.mosaic,
+                   help="share of batch images that are YOLO mosaics of four augmented pages (0 = off)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt (or --checkpoint) instead of training")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
@@ -411,20 +429,23 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
         if value < lo:
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
     for name, value in (("synthetic-fraction", a.synthetic_fraction), ("quarter-turns", a.quarter_turns),
-                        ("handwritten-marks", a.handwritten_marks), ("letters", a.letters)):
+                        ("handwritten-marks", a.handwritten_marks), ("letters", a.letters),
+                        ("mosaic", a.mosaic)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{name} must be a share in [0, 1], got {value}")
     if a.giou_weight < 0:
         raise ValueError(f"--giou-weight must be >= 0, got {a.giou_weight}")
     if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
         raise ValueError(f"--ema must be 0 (off) or in (0, 1), got {a.ema}")
+    if not 0.0 < a.zoom[0] <= a.zoom[1]:
+        raise ValueError(f"--zoom must be LO HI with 0 < LO <= HI, got {a.zoom}")
     if a.minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {a.minutes}")
     cfg = TrainConfig(out=a.out, arch=a.arch, input_size=a.input_size, seed=a.seed, steps=a.steps, minutes=a.minutes,
                       batch=a.batch, lr=a.lr, synthetic=a.synthetic, eval_every=a.eval_every, threads=a.threads,
                       warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
                       synthetic_fraction=a.synthetic_fraction, ema=a.ema, handwritten_marks=a.handwritten_marks,
-                      letters=a.letters,
+                      letters=a.letters, zoom=(a.zoom[0], a.zoom[1]), mosaic=a.mosaic,
                       giou_weight=a.giou_weight)
     return cfg, a
 

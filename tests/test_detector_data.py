@@ -11,6 +11,7 @@ from models.detector_data import (
     augment_page,
     clean_signature,
     load_yolo_pages,
+    mosaic_page,
     synthetic_page,
     synthetic_pages,
 )
@@ -122,3 +123,51 @@ def test_synthetic_pages_letters_leave_the_contract_pages_as_they_were(tmp_path:
             assert page[y0:y1, x0:x1].min() < 150
     with pytest.raises(ValueError, match="letters"):
         synthetic_pages(1, 0, [path], 128, letters=2.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mosaic_boxes_follow_their_ink(seed: int) -> None:
+    size = 96
+    parts = []
+    for i in range(4):  # a dark bar in each page's own corner region that the mosaic may show
+        page = np.full((size, size), 235, np.uint8)
+        y0, x0 = (10 if i >= 2 else 60), (10 if i % 2 else 60)
+        page[y0:y0 + 12, x0:x0 + 26] = 10 + i
+        parts.append((page, [Box.from_pixels(x0, y0, x0 + 26, y0 + 12, size, size)]))
+    out, boxes = mosaic_page(parts, np.random.default_rng(seed))
+    assert out.shape == (size, size) and out.dtype == np.uint8
+    ink = out < 128
+    covered = np.zeros_like(ink)
+    for b in boxes:
+        x0, y0, x1, y1 = b.to_pixels(size, size)
+        covered[y0:y1, x0:x1] = True
+        assert ink[y0:y1, x0:x1].mean() > 0.9  # every kept box lies on its page's bar
+    assert not (ink & ~covered).sum() > 2 * 12 * 26 * 0.5  # bars left unlabelled are the clipped halves only
+    again, again_boxes = mosaic_page(parts, np.random.default_rng(seed))
+    assert np.array_equal(out, again) and again_boxes == boxes
+
+
+def test_mosaic_quadrants_come_from_the_four_pages_in_order() -> None:
+    size = 64
+    parts = [(np.full((size, size), 40 * (i + 1), np.uint8), []) for i in range(4)]
+    out, boxes = mosaic_page(parts, np.random.default_rng(0))
+    assert boxes == []
+    assert out[0, 0] == 40 and out[0, -1] == 80 and out[-1, 0] == 120 and out[-1, -1] == 160
+    with pytest.raises(ValueError, match="4 pages"):
+        mosaic_page(parts[:3], np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\(64, 64\)"):
+        mosaic_page(parts[:3] + [(np.zeros((32, 32), np.uint8), [])], np.random.default_rng(0))
+
+
+def test_zoom_range_sets_the_scale_of_the_ink() -> None:
+    page = np.full((160, 160), 240, np.uint8)
+    page[70:90, 50:110] = 0
+    box = Box(50 / 160, 70 / 160, 110 / 160, 90 / 160)
+    for zoom, lo, hi in (((0.5, 0.5), 0.38, 0.62), ((1.5, 1.5), 1.2, 1.8)):
+        widths = []
+        for seed in range(6):
+            _, boxes = augment_page(page, [box], np.random.default_rng(seed), quarter_turns=0.0, zoom=zoom)
+            widths += [b.x1 - b.x0 for b in boxes if 0.0 < b.x0 and b.x1 < 1.0]
+        assert widths and all(lo * 60 / 160 < w < hi * 60 / 160 for w in widths), (zoom, widths)
+    with pytest.raises(ValueError, match="zoom"):
+        augment_page(page, [box], np.random.default_rng(0), zoom=(1.2, 0.8))

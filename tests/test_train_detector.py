@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.detector_data import augment_page
 from models.train_detector import (
     TrainConfig,
     WeightEMA,
@@ -136,3 +137,32 @@ def test_schedule_follows_whichever_bound_runs_out_first() -> None:
     assert schedule_record(0, 2800)["bound"] == "steps"
     timed = schedule_record(700, 2800)
     assert timed["bound"] == "minutes" and timed["time_led_steps"] == 700 and "700 of 2800" in timed["replay"]
+
+
+def test_parse_args_zoom_and_mosaic() -> None:
+    cfg, _ = parse_args(["--out", "x", "--zoom", "0.6667", "1.5", "--mosaic", "0.5"])
+    assert cfg.zoom == (0.6667, 1.5) and cfg.mosaic == 0.5
+    default = parse_args(["--out", "x"])[0]
+    assert default.zoom == (0.8, 1.25) and default.mosaic == 0.0  # the shipped recipe
+    with pytest.raises(ValueError, match="--zoom"):
+        parse_args(["--out", "x", "--zoom", "1.5", "0.8"])
+    with pytest.raises(ValueError, match="--mosaic"):
+        parse_args(["--out", "x", "--mosaic", "2"])
+
+
+def test_make_batch_mosaic_keeps_shapes_and_off_leaves_the_stream_alone() -> None:
+    page = np.full((64, 64), 240, np.uint8)
+    page[20:30, 10:40] = 0
+    pages = [(page, [Box(10 / 64, 20 / 64, 40 / 64, 30 / 64)])]
+    plain = TrainConfig(out=Path("unused"), input_size=64, batch=4)
+    mosaic = TrainConfig(out=Path("unused"), input_size=64, batch=4, mosaic=1.0)
+    a = make_batch(pages, [], plain, np.random.default_rng(0))
+    b = make_batch(pages, [], mosaic, np.random.default_rng(0))
+    assert b[0].shape == a[0].shape and b[1].shape == a[1].shape
+    assert not torch.equal(a[0], b[0])
+    # mosaic 0 draws nothing extra: the batch is the pages augment_page makes from the same stream
+    rng, manual = np.random.default_rng(0), []
+    for _ in range(4):
+        rng.integers(1)  # the page draw (no synthetic pool: no pool draw)
+        manual.append(augment_page(page, pages[0][1], rng, plain.quarter_turns)[0])
+    assert np.array_equal(a[0][:, 0].numpy(), np.stack(manual).astype(np.float32) / 255.0)
