@@ -46,6 +46,7 @@ from models.detect import (
 )
 from models.detector_data import load_yolo_pages, upright_pages
 from models.evaluate_detection import AP_MIN_SCORE, score_predictions
+from models.evaluate_pages import PAGE_KINDS, contract_scores
 from models.train_detector import best_threshold
 from models.weights import write_card
 from transforms.boxes import Box, iou, scale_boxes
@@ -111,8 +112,6 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
     threshold, _ = best_threshold(scaled, truth)
     floor: dict[str, Any] = {}
     if contracts is not None:
-        from models.evaluate_pages import contract_scores
-
         trial.update(box_scale=[sx, sy], score_threshold=threshold)
         best = [b for b, _ in contract_scores(model, trial, contracts["kind"], contracts["pages"], contracts["seed"])]
         limit = contract_floor(best, contracts["max_missed"])
@@ -133,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train", type=Path, default=None, help="detection train split (default: ../shared/data/detection/train)")
     p.add_argument("--contract-pages", type=int, default=0,
                    help="cap the threshold by the contract floor on this many synthetic contracts (0: off)")
-    p.add_argument("--contract-kind", choices=("digital", "scanned"), default="scanned")
+    p.add_argument("--contract-kind", choices=PAGE_KINDS, default="scanned")
     p.add_argument("--contract-seed", type=int, default=2,
                    help="seed of the floor's contracts (keep it apart from the seeds a gate checks)")
     p.add_argument("--max-missed", type=int, default=3, help="contracts the floor may leave without a region")

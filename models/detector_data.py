@@ -173,16 +173,19 @@ def synthetic_pages(n: int, seed: int, signatures: Sequence[Path], size: int, ma
     return pages
 
 
-def _affine_boxes(boxes: Sequence[Box], m: np.ndarray, size: int, min_visible: float = 0.5) -> list[Box]:
+def _affine_boxes(boxes: Sequence[Box], m: np.ndarray, size: int, min_visible: float = 0.5,
+                  rect: tuple[int, int, int, int] | None = None) -> list[Box]:
     """``boxes`` moved by the 2x3 pixel affine ``m`` on a ``size`` page (bounding box of the moved corners),
-    clipped; a box keeping less than ``min_visible`` of its area on the page is dropped."""
+    clipped to ``rect = (x0, y0, x1, y1)`` (default: the page); a box keeping less than ``min_visible`` of
+    its area there is dropped."""
+    rx0, ry0, rx1, ry1 = rect if rect is not None else (0, 0, size, size)
     out = []
     for b in boxes:
         corners = np.array([[b.x0, b.y0], [b.x1, b.y0], [b.x0, b.y1], [b.x1, b.y1]]) * size
         moved = corners @ m[:, :2].T + m[:, 2]
         (x0, y0), (x1, y1) = moved.min(axis=0), moved.max(axis=0)
         full = (x1 - x0) * (y1 - y0)
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+        cx0, cy0, cx1, cy1 = max(x0, rx0), max(y0, ry0), min(x1, rx1), min(y1, ry1)
         if cx1 - cx0 < 1 or cy1 - cy0 < 1 or (cx1 - cx0) * (cy1 - cy0) < min_visible * full:
             continue
         out.append(Box.from_pixels(cx0, cy0, cx1, cy1, size, size))
@@ -231,20 +234,6 @@ def augment_page(page: np.ndarray, boxes: Sequence[Box], rng: np.random.Generato
     return out, moved
 
 
-def _placed_boxes(boxes: Sequence[Box], dx: int, dy: int, rect: tuple[int, int, int, int], size: int,
-                  min_visible: float = 0.5) -> list[Box]:
-    """``boxes`` of a ``size`` page shifted by ``(dx, dy)`` pixels and clipped to ``rect = (x0, y0, x1, y1)``;
-    a box keeping less than ``min_visible`` of its area there is dropped."""
-    out = []
-    for b in boxes:
-        x0, y0, x1, y1 = b.x0 * size + dx, b.y0 * size + dy, b.x1 * size + dx, b.y1 * size + dy
-        cx0, cy0, cx1, cy1 = max(x0, rect[0]), max(y0, rect[1]), min(x1, rect[2]), min(y1, rect[3])
-        if cx1 - cx0 < 1 or cy1 - cy0 < 1 or (cx1 - cx0) * (cy1 - cy0) < min_visible * (x1 - x0) * (y1 - y0):
-            continue
-        out.append(Box.from_pixels(cx0, cy0, cx1, cy1, size, size))
-    return out
-
-
 def mosaic_page(parts: Sequence[Page], rng: np.random.Generator) -> Page:
     """YOLO's mosaic on four square ``(S, S) uint8`` pages: a centre ``(cx, cy)`` is drawn uniformly in the
     middle half of the page; the top-left quadrant shows the first page's bottom-right corner, the
@@ -266,5 +255,5 @@ def mosaic_page(parts: Sequence[Page], rng: np.random.Generator) -> Page:
         x0, y0, x1, y1 = rect
         if x1 > x0 and y1 > y0:
             out[y0:y1, x0:x1] = page[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
-            boxes += _placed_boxes(page_boxes, dx, dy, rect, size)
+            boxes += _affine_boxes(page_boxes, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), size, rect=rect)
     return out, boxes

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import models.calibrate_detector as calibrate_detector
-import models.evaluate_pages as evaluate_pages
 from models.calibrate_detector import calibrate, contract_floor, fit_box_scale, holdout_pages
 from models.detect import parse_view, view_name
 from transforms.boxes import Box
@@ -73,7 +72,7 @@ def test_calibrate_caps_the_threshold_by_the_contract_floor(monkeypatch) -> None
         seen.update(kind=kind, n=n, seed=seed, threshold=trial["score_threshold"], box_scale=trial["box_scale"])
         return [(0.45, 0.45), (0.8, 0.8), (0.6, 0.0), (0.2, 0.2)]
 
-    monkeypatch.setattr(evaluate_pages, "contract_scores", contracts)
+    monkeypatch.setattr(calibrate_detector, "contract_scores", contracts)
     capped = calibrate(None, card, pages, [[384, False]],
                        contracts={"pages": 4, "seed": 2, "kind": "scanned", "max_missed": 1})
     assert seen == {"kind": "scanned", "n": 4, "seed": 2, "threshold": plain["score_threshold"],
