@@ -8,6 +8,8 @@ tilts undone, tilt-inflated boxes shrunk back, ``transforms.orientation``). Augm
 still finds signatures on turned pages), flips, zooms and shifts with independent x/y scales, tilts a
 little, and changes contrast, blur, noise and JPEG quality. :func:`mosaic_page` tiles four augmented pages
 around a random centre (YOLO's mosaic): each keeps its scale, the network sees parts of pages side by side.
+:func:`copy_paste` lays labelled signatures of real pages (:func:`signature_bank`) as ink onto blank spots
+of another real page (copy-paste augmentation).
 """
 from __future__ import annotations
 
@@ -257,3 +259,55 @@ def mosaic_page(parts: Sequence[Page], rng: np.random.Generator) -> Page:
             out[y0:y1, x0:x1] = page[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
             boxes += _affine_boxes(page_boxes, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), size, rect=rect)
     return out, boxes
+
+
+def signature_bank(pages: Sequence[Page], min_side: int = 6) -> list[np.ndarray]:
+    """The labelled signatures of real pages as patches ``(h, w) uint8`` (each box's pixels, the paper
+    brought to white by the patch's own median), for :func:`copy_paste`; boxes under ``min_side`` pixels
+    on a side are left out."""
+    bank = []
+    for page, boxes in pages:
+        rows, cols = page.shape
+        for box in boxes:
+            x0, y0, x1, y1 = box.to_pixels(cols, rows)
+            if x1 - x0 < min_side or y1 - y0 < min_side:
+                continue
+            patch = page[y0:y1, x0:x1].astype(np.float32)
+            paper = max(float(np.median(patch)), 1.0)
+            bank.append(np.clip(patch * (255.0 / paper), 0, 255).astype(np.uint8))
+    return bank
+
+
+def copy_paste(page: np.ndarray, boxes: Sequence[Box], bank: Sequence[np.ndarray], rng: np.random.Generator,
+               most: int = 2, tries: int = 20, zoom: tuple[float, float] = (0.8, 1.25)) -> Page:
+    """Copy-paste augmentation (Ghiasi et al. 2021, arXiv 2012.07177) on a real page: 1 to ``most``
+    signatures of ``bank`` (:func:`signature_bank`), each scaled by a factor drawn log-uniformly in
+    ``zoom``, laid as ink over the page (the darker of page and patch) where the spot is nearly blank
+    (under 1 % of its pixels darker than 180) and clear of every box, within ``tries`` draws each; their boxes join the
+    page's. A signature that finds no spot is left out."""
+    if not bank:
+        raise ValueError("copy_paste needs a non-empty signature bank")
+    size = page.shape[0]
+    out, placed = page.copy(), list(boxes)
+    for _ in range(int(rng.integers(1, most + 1))):
+        patch = bank[int(rng.integers(len(bank)))]
+        scale = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
+        h, w = max(int(round(patch.shape[0] * scale)), 2), max(int(round(patch.shape[1] * scale)), 2)
+        if h >= size * 0.6 or w >= size * 0.9:
+            continue
+        patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        for _ in range(tries):
+            x, y = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+            box = Box.from_pixels(x, y, x + w, y + h, size, size)
+            grown = Box(max(box.x0 - 0.02, 0.0), max(box.y0 - 0.02, 0.0), min(box.x1 + 0.02, 1.0), min(box.y1 + 0.02, 1.0))
+            spot = out[y:y + h, x:x + w]
+            if np.mean(spot < 180) < 0.01 and all(_overlap(grown, b) == 0.0 for b in placed):
+                out[y:y + h, x:x + w] = np.minimum(spot, patch)
+                placed.append(box)
+                break
+    return out, placed
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Area of the intersection of two boxes (normalized units)."""
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))

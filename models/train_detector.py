@@ -7,7 +7,8 @@ Data: ``detection/train`` real pages (a seeded ``--holdout-fraction`` of them he
 selection and the score threshold) plus ``--synthetic`` synthetic contract pages signed with genuine
 signatures of SigNet's training writers only. Every batch is augmented (``augment_page``: quarter
 turns, flips, zoom over ``--zoom``, tilt, contrast, noise); ``--mosaic P`` makes that share of the batch
-YOLO mosaics of four augmented pages (``mosaic_page``). ``detection/valid`` is only scored at export, never used
+YOLO mosaics of four augmented pages (``mosaic_page``); ``--copy-paste P`` first pastes 1-2 labelled
+signatures of the real training pages onto blank spots of that share of real pages (``copy_paste``). ``detection/valid`` is only scored at export, never used
 for a choice. Loss: CenterNet focal loss on the centre heatmap + 5 x TTFNet's Gaussian-weighted GIoU
 on the ltrb distances. ``config.json``, ``best.pt``, ``last.pt`` and ``log.jsonl`` go to ``--out``.
 """
@@ -38,8 +39,10 @@ from models.detector_data import (
     ZOOM_RANGE,
     Page,
     augment_page,
+    copy_paste,
     load_yolo_pages,
     mosaic_page,
+    signature_bank,
     synthetic_pages,
     training_signature_paths,
     upright_pages,
@@ -81,6 +84,8 @@ class TrainConfig:
     ema: float = 0.0  # exponential moving average of the weights (and BN statistics) scored and exported; 0 = off
     zoom: tuple[float, float] = ZOOM_RANGE  # augment_page's zoom range (log-uniform)
     mosaic: float = 0.0  # share of batch images that are a mosaic of four augmented pages (YOLO); 0 = off
+    copy_paste: float = 0.0  # share of real pages given 1-2 real signatures of other pages (copy_paste); 0 = off
+    stream_seed: int | None = None  # seed of the batches' random stream (and torch's); None = seed
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -112,23 +117,27 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, n_
 
 
 def _augmented(pages: Sequence[Page], synthetic: Sequence[Page], cfg: TrainConfig,
-               rng: np.random.Generator) -> Page:
-    """One page drawn from the real or (with ``cfg.synthetic_fraction``) the synthetic pool, augmented."""
+               rng: np.random.Generator, bank: Sequence[np.ndarray] = ()) -> Page:
+    """One page drawn from the real or (with ``cfg.synthetic_fraction``) the synthetic pool, augmented;
+    a real page first gets signatures of ``bank`` pasted on it with probability ``cfg.copy_paste``."""
     pool = synthetic if synthetic and rng.random() < cfg.synthetic_fraction else pages
     page, boxes = pool[int(rng.integers(len(pool)))]
+    if pool is pages and cfg.copy_paste > 0.0 and rng.random() < cfg.copy_paste:
+        page, boxes = copy_paste(page, boxes, bank, rng)
     return augment_page(page, boxes, rng, cfg.quarter_turns, cfg.zoom)
 
 
 def make_batch(pages: Sequence[Page], synthetic: Sequence[Page], cfg: TrainConfig,
-               rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-    """An augmented batch: pages ``(B, 1, S, S)``, heat ``(B, h, w)``, ltrb ``(B, 4, h, w)``, weight, #boxes."""
+               rng: np.random.Generator, bank: Sequence[np.ndarray] = ()) -> tuple[torch.Tensor, ...]:
+    """An augmented batch: pages ``(B, 1, S, S)``, heat ``(B, h, w)``, ltrb ``(B, 4, h, w)``, weight, #boxes
+    (``bank``: the signatures ``cfg.copy_paste`` pastes, :func:`models.detector_data.signature_bank`)."""
     grid = cfg.input_size // OUTPUT_STRIDE
     xs, heats, ltrbs, weights, n = [], [], [], [], 0
     for _ in range(cfg.batch):
         if cfg.mosaic > 0.0 and rng.random() < cfg.mosaic:
-            image, moved = mosaic_page([_augmented(pages, synthetic, cfg, rng) for _ in range(4)], rng)
+            image, moved = mosaic_page([_augmented(pages, synthetic, cfg, rng, bank) for _ in range(4)], rng)
         else:
-            image, moved = _augmented(pages, synthetic, cfg, rng)
+            image, moved = _augmented(pages, synthetic, cfg, rng, bank)
         heat, ltrb, weight = encode_targets(moved, grid, grid)
         xs.append(image.astype(np.float32) / 255.0)
         heats.append(heat)
@@ -244,7 +253,8 @@ def schedule_record(time_led_steps: int, steps: int) -> dict[str, Any]:
 def train(cfg: TrainConfig, resume: bool) -> Path:
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the best checkpoint's path."""
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    stream = cfg.seed if cfg.stream_seed is None else cfg.stream_seed
+    torch.manual_seed(stream)
     cfg.out.mkdir(parents=True, exist_ok=True)
     conf = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
     conf["command"] = "python -m models.train_detector " + shlex.join(sys.argv[1:])
@@ -256,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
     pages, holdout, synth, info = _data(cfg)
     (cfg.out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("train %d real + %d synthetic pages, holdout %d", len(pages), len(synth), len(holdout))
+    bank = signature_bank(pages) if cfg.copy_paste > 0.0 else []
     model = build_detector(cfg.arch)
     if cfg.init_from and not resume:
         model.load_state_dict(load_file(cfg.init_from), strict=True)
@@ -311,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = float(lr)
-        x, heat, ltrb, weight, n = make_batch(pages, synth, cfg, np.random.default_rng([cfg.seed, step]))
+        x, heat, ltrb, weight, n = make_batch(pages, synth, cfg, np.random.default_rng([stream, step]), bank)
         out = model(x)
         l_heat = focal_loss(out[:, 0], heat)
         l_box = giou_loss(out[:, 1:], ltrb, weight, n)
@@ -418,6 +429,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                    help="augmentation zoom range, drawn log-uniformly (YOLO's scale 0.5 is about 0.67 1.5)")
     p.add_argument("--mosaic", type=float, default=TrainConfig.mosaic,
                    help="share of batch images that are YOLO mosaics of four augmented pages (0 = off)")
+    p.add_argument("--copy-paste", type=float, default=TrainConfig.copy_paste,
+                   help="share of real training pages given 1-2 labelled signatures of the real training pages "
+                        "pasted onto blank spots (copy-paste augmentation; 0 = off)")
+    p.add_argument("--stream-seed", type=int, default=None,
+                   help="seed of the batches' random stream and of torch (default: --seed); --seed alone also "
+                        "sets the holdout split and the synthetic pages, which this leaves as they are")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt (or --checkpoint) instead of training")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
@@ -430,7 +447,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
             raise ValueError(f"--{name} must be >= {lo}, got {value}")
     for name, value in (("synthetic-fraction", a.synthetic_fraction), ("quarter-turns", a.quarter_turns),
                         ("handwritten-marks", a.handwritten_marks), ("letters", a.letters),
-                        ("mosaic", a.mosaic)):
+                        ("mosaic", a.mosaic), ("copy-paste", a.copy_paste)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{name} must be a share in [0, 1], got {value}")
     if a.giou_weight < 0:
@@ -446,6 +463,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                       warmup=a.warmup, init_from=a.init_from, upright=a.upright, quarter_turns=a.quarter_turns,
                       synthetic_fraction=a.synthetic_fraction, ema=a.ema, handwritten_marks=a.handwritten_marks,
                       letters=a.letters, zoom=(a.zoom[0], a.zoom[1]), mosaic=a.mosaic,
+                      copy_paste=a.copy_paste, stream_seed=a.stream_seed,
                       giou_weight=a.giou_weight)
     return cfg, a
 

@@ -10,8 +10,10 @@ import pytest
 from models.detector_data import (
     augment_page,
     clean_signature,
+    copy_paste,
     load_yolo_pages,
     mosaic_page,
+    signature_bank,
     synthetic_page,
     synthetic_pages,
 )
@@ -171,3 +173,48 @@ def test_zoom_range_sets_the_scale_of_the_ink() -> None:
         assert widths and all(lo * 60 / 160 < w < hi * 60 / 160 for w in widths), (zoom, widths)
     with pytest.raises(ValueError, match="zoom"):
         augment_page(page, [box], np.random.default_rng(0), zoom=(1.2, 0.8))
+
+
+def _signed_page(size: int = 128) -> tuple[np.ndarray, list[Box]]:
+    page = np.full((size, size), 230, np.uint8)
+    page[10:14, 8:120] = 20  # a printed line: pastes must keep off it
+    page[104:108, 20:60] = 30  # the page's own signature, in its box 100:112
+    return page, [Box.from_pixels(20, 100, 60, 112, size, size)]
+
+
+def test_signature_bank_cuts_the_labelled_boxes_with_white_paper() -> None:
+    page, boxes = _signed_page()
+    tiny = Box.from_pixels(0, 0, 4, 4, 128, 128)
+    bank = signature_bank([(page, boxes + [tiny])])
+    assert len(bank) == 1 and bank[0].shape == (12, 40)  # the 4 px box is left out
+    assert int(bank[0][0, 0]) == 255 and int(bank[0][5, 10]) == 33  # paper (the median) to white, ink 30 * 255 / 230
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_copy_paste_lays_ink_on_blank_spots_and_labels_it(seed: int) -> None:
+    page, boxes = _signed_page()
+    patch = np.full((10, 30), 255, np.uint8)
+    patch[3:7, 2:28] = 0
+    out, placed = copy_paste(page, boxes, [patch], np.random.default_rng(seed), zoom=(1.0, 1.0))
+    assert out.shape == page.shape and out.dtype == np.uint8 and placed[:1] == boxes
+    assert 2 <= len(placed) <= 3  # 1-2 pastes; the page has room for both
+    changed = out != page
+    covered = np.zeros_like(changed)
+    for b in placed[1:]:
+        x0, y0, x1, y1 = b.to_pixels(128, 128)
+        assert (x1 - x0, y1 - y0) == (30, 10)
+        covered[y0:y1, x0:x1] = True
+        assert (out[y0 + 3:y0 + 7, x0 + 2:x0 + 28] == 0).all()  # the patch's ink is on the page
+        assert not (page[y0:y1, x0:x1] < 180).any()  # laid on a blank spot, off the line and the signature
+    assert not (changed & ~covered).any()  # nothing else on the page changed
+    again = copy_paste(page, boxes, [patch], np.random.default_rng(seed), zoom=(1.0, 1.0))
+    assert np.array_equal(again[0], out) and again[1] == placed
+
+
+def test_copy_paste_leaves_a_full_page_alone_and_needs_a_bank() -> None:
+    page = np.full((64, 64), 10, np.uint8)  # all ink: no blank spot anywhere
+    patch = np.zeros((8, 20), np.uint8)
+    out, placed = copy_paste(page, [], [patch], np.random.default_rng(0))
+    assert np.array_equal(out, page) and placed == []
+    with pytest.raises(ValueError, match="bank"):
+        copy_paste(page, [], [], np.random.default_rng(0))

@@ -150,6 +150,28 @@ def test_parse_args_zoom_and_mosaic() -> None:
         parse_args(["--out", "x", "--mosaic", "2"])
 
 
+def test_parse_args_copy_paste() -> None:
+    assert parse_args(["--out", "x", "--copy-paste", "0.5"])[0].copy_paste == 0.5
+    assert parse_args(["--out", "x"])[0].copy_paste == 0.0  # off unless asked
+    assert parse_args(["--out", "x", "--seed", "0", "--stream-seed", "3"])[0].stream_seed == 3
+    assert parse_args(["--out", "x"])[0].stream_seed is None  # the stream follows --seed
+    with pytest.raises(ValueError, match="--copy-paste"):
+        parse_args(["--out", "x", "--copy-paste", "-0.1"])
+
+
+def test_make_batch_copy_paste_adds_the_banks_signatures_to_real_pages() -> None:
+    page = np.full((64, 64), 240, np.uint8)
+    page[40:48, 10:40] = 0
+    pages = [(page, [Box(10 / 64, 40 / 64, 40 / 64, 48 / 64)])]
+    bank = [np.where(np.arange(16)[None, :] % 3 == 0, 0, 255).astype(np.uint8).repeat(6, axis=0)]  # (6, 16)
+    plain = TrainConfig(out=Path("unused"), input_size=64, batch=6, quarter_turns=0.0)
+    pasted = TrainConfig(out=Path("unused"), input_size=64, batch=6, quarter_turns=0.0, copy_paste=1.0)
+    a = make_batch(pages, [], plain, np.random.default_rng(0))
+    b = make_batch(pages, [], pasted, np.random.default_rng(0), bank)
+    assert b[0].shape == a[0].shape and b[4] > a[4]  # more labelled boxes in the batch
+    assert make_batch(pages, [], plain, np.random.default_rng(0), bank)[4] == a[4]  # off: the bank is not used
+
+
 def test_make_batch_mosaic_keeps_shapes_and_off_leaves_the_stream_alone() -> None:
     page = np.full((64, 64), 240, np.uint8)
     page[20:30, 10:40] = 0
