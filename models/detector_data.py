@@ -22,7 +22,7 @@ import numpy as np
 import pymupdf
 
 from models.data import read_manifest, split_writers
-from transforms.boxes import Box
+from transforms.boxes import Box, iou
 from transforms.demo_corpus import make_sample_contract
 from transforms.orientation import label_orientation, upright_page
 from transforms.pdf import pixmap_gray
@@ -283,8 +283,8 @@ def copy_paste(page: np.ndarray, boxes: Sequence[Box], bank: Sequence[np.ndarray
     """Copy-paste augmentation (Ghiasi et al. 2021, arXiv 2012.07177) on a real page: 1 to ``most``
     signatures of ``bank`` (:func:`signature_bank`), each scaled by a factor drawn log-uniformly in
     ``zoom``, laid as ink over the page (the darker of page and patch) where the spot is nearly blank
-    (under 1 % of its pixels darker than 180) and clear of every box, within ``tries`` draws each; their boxes join the
-    page's. A signature that finds no spot is left out."""
+    (under 1 % of its pixels darker than 180) and clear of every box, within ``tries`` draws each; their
+    boxes join the page's. A signature that finds no spot is left out."""
     if not bank:
         raise ValueError("copy_paste needs a non-empty signature bank")
     size = page.shape[0]
@@ -301,13 +301,8 @@ def copy_paste(page: np.ndarray, boxes: Sequence[Box], bank: Sequence[np.ndarray
             box = Box.from_pixels(x, y, x + w, y + h, size, size)
             grown = Box(max(box.x0 - 0.02, 0.0), max(box.y0 - 0.02, 0.0), min(box.x1 + 0.02, 1.0), min(box.y1 + 0.02, 1.0))
             spot = out[y:y + h, x:x + w]
-            if np.mean(spot < 180) < 0.01 and all(_overlap(grown, b) == 0.0 for b in placed):
+            if np.mean(spot < 180) < 0.01 and all(iou(grown, b) == 0.0 for b in placed):
                 out[y:y + h, x:x + w] = np.minimum(spot, patch)
                 placed.append(box)
                 break
     return out, placed
-
-
-def _overlap(a: Box, b: Box) -> float:
-    """Area of the intersection of two boxes (normalized units)."""
-    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))

@@ -8,8 +8,8 @@ selection and the score threshold) plus ``--synthetic`` synthetic contract pages
 signatures of SigNet's training writers only. Every batch is augmented (``augment_page``: quarter
 turns, flips, zoom over ``--zoom``, tilt, contrast, noise); ``--mosaic P`` makes that share of the batch
 YOLO mosaics of four augmented pages (``mosaic_page``); ``--copy-paste P`` first pastes 1-2 labelled
-signatures of the real training pages onto blank spots of that share of real pages (``copy_paste``). ``detection/valid`` is only scored at export, never used
-for a choice. Loss: CenterNet focal loss on the centre heatmap + 5 x TTFNet's Gaussian-weighted GIoU
+signatures of the real training pages onto blank spots of that share of real pages (``copy_paste``).
+``detection/valid`` is only scored at export, never used for a choice. Loss: CenterNet focal loss on the centre heatmap + 5 x TTFNet's Gaussian-weighted GIoU
 on the ltrb distances. ``config.json``, ``best.pt``, ``last.pt`` and ``log.jsonl`` go to ``--out``.
 """
 from __future__ import annotations
