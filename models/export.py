@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from models.data import Split, load_gray, load_preprocessed, read_manifest
 from models.embed import embed_images, embed_preprocessed
 from models.evaluate import ProtocolScores, protocol_roles, protocol_scores, query_row_scores, summarize
-from models.metrics import fit_logistic, match_threshold, mismatch_threshold
+from models.metrics import confident_threshold, fit_logistic, match_threshold, mismatch_threshold
 from models.signet import build_embedder, count_parameters
 from models.verification import Calibration, score_description
 from models.weights import save_embedder
@@ -110,27 +110,49 @@ def validation_scores(model: Any, rows: list, k: int, rule: str, clean: bool,
     return files, query_row_scores(rows, emb, roles, k, cleaned, rule)
 
 
-def calibration_from_scores(scores: ProtocolScores) -> tuple[Calibration, dict[str, Any], bool]:
+# signer resamples behind a confident calibration (calibration_from_scores(confidence=...)), and their seed
+CONFIDENCE_RESAMPLES = 2000
+CONFIDENCE_SEED = 0
+
+
+def calibration_from_scores(scores: ProtocolScores,
+                            confidence: float | None = None) -> tuple[Calibration, dict[str, Any], bool]:
     """The calibration of validation protocol ``scores``, the protocol figures under it, and whether
     skilled forgeries were available.
 
     match: FAR on skilled forgeries (random ones where validation has none); mismatch: FRR over the
-    genuine queries of every validation writer (all datasets and media).
+    genuine queries of every validation writer (all datasets and media). With ``confidence`` (needs skilled
+    forgeries and ``scores.queries``) each threshold is the one that keeps its 1 % promise in that share of
+    ``CONFIDENCE_RESAMPLES`` resamples of the validation signers (``models.metrics.confident_threshold``).
     """
     negatives = scores.skilled if scores.skilled.size else scores.random
     positives = scores.genuine_forged_writers if scores.skilled.size else scores.genuine
     center, slope = fit_logistic(positives, negatives)
-    cal = Calibration(match=match_threshold(negatives), mismatch=mismatch_threshold(scores.genuine),
-                      center=center, slope=slope)
+    if confidence is None:
+        match, mismatch = match_threshold(negatives), mismatch_threshold(scores.genuine)
+    else:
+        if not scores.skilled.size or scores.queries is None:
+            raise ValueError(f"confidence {confidence} needs skilled forgeries and per-query signers in the scores")
+        q = scores.queries
+        match = confident_threshold(scores.skilled, q.signers[q.forged], match_threshold, confidence, "lower",
+                                    CONFIDENCE_RESAMPLES, CONFIDENCE_SEED)
+        mismatch = confident_threshold(scores.genuine, q.signers[~q.forged], mismatch_threshold, confidence,
+                                       "higher", CONFIDENCE_RESAMPLES, CONFIDENCE_SEED)
+    cal = Calibration(match=match, mismatch=mismatch, center=center, slope=slope)
     return cal, summarize(scores, cal), bool(scores.skilled.size)
 
 
-def calibration_rule(had_forgeries: bool) -> str:
-    """The card's words for how ``calibrate`` set the thresholds."""
-    return ("validation writers, K references each: match = largest distance with FAR <= 1 % on "
+def calibration_rule(had_forgeries: bool, confidence: float | None = None) -> str:
+    """The card's words for how ``calibrate`` (``calibration_from_scores``) set the thresholds."""
+    rule = ("validation writers, K references each: match = largest distance with FAR <= 1 % on "
             + ("skilled forgeries" if had_forgeries else "random forgeries")
             + "; mismatch = distance beyond which <= 1 % of all genuine queries lie; similarity = "
               "class-balanced logistic fit of genuine (writers with forgeries) vs those forgeries")
+    if confidence is not None:
+        rule += (f"; each threshold as strict as needed to keep its promise in {confidence:.0%} of "
+                 f"{CONFIDENCE_RESAMPLES} bootstrap resamples of the validation signers (seed {CONFIDENCE_SEED}; "
+                 "models.metrics.confident_threshold)")
+    return rule
 
 
 VALIDATION_PROTOCOL = ("per writer the first K genuine images in sorted path order are references, every other "

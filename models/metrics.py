@@ -6,6 +6,7 @@ FAR(t) = share of forgeries with distance <= t; FRR(t) = share of genuine querie
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -126,6 +127,19 @@ def _group_indices(groups: np.ndarray, names: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(groups == n) for n in names]
 
 
+def _signer_resamples(groups: Sequence[np.ndarray], resamples: int, seed: int) -> Iterator[list[np.ndarray]]:
+    """Per bootstrap resample of the signers named in ``groups`` (as many drawn as there are, with replacement),
+    the rows of each array of ``groups`` that the drawn signers hold (a signer drawn twice counts twice)."""
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    names = np.unique(np.concatenate(list(groups)))
+    per = [_group_indices(g, names) for g in groups]
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        pick = rng.integers(len(names), size=len(names))
+        yield [np.concatenate([rows[k] for k in pick]) for rows in per]
+
+
 def signer_bootstrap(genuine: np.ndarray, forged: np.ndarray, genuine_groups: np.ndarray, forged_groups: np.ndarray,
                      resamples: int = 1000, seed: int = 0,
                      others: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -146,16 +160,8 @@ def signer_bootstrap(genuine: np.ndarray, forged: np.ndarray, genuine_groups: np
         if g2.size != g.size or f2.size != f.size:
             raise ValueError(f"the second model's distances must pair with the first's: {g2.size} vs {g.size} "
                              f"genuine, {f2.size} vs {f.size} forged")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
-    names = np.unique(np.concatenate([gg, fg]))
-    gi, fi = _group_indices(gg, names), _group_indices(fg, names)
-    rng = np.random.default_rng(seed)
     out = []
-    for _ in range(resamples):
-        pick = rng.integers(len(names), size=len(names))
-        ig = np.concatenate([gi[k] for k in pick])
-        jf = np.concatenate([fi[k] for k in pick])
+    for ig, jf in _signer_resamples([gg, fg], resamples, seed):
         if ig.size == 0 or jf.size == 0:
             continue
         value = eer(g[ig], f[jf])
@@ -172,3 +178,31 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
         raise ValueError(f"level must be in (0, 1), got {level}")
     lo, hi = np.percentile(v, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
+
+
+THRESHOLD_SIDES = ("lower", "higher")
+
+
+def confident_threshold(values: np.ndarray, groups: np.ndarray, fit: Callable[[np.ndarray], float], confidence: float,
+                        stricter: str, resamples: int = 2000, seed: int = 0) -> float:
+    """A threshold that keeps ``fit``'s promise in ``confidence`` of the bootstrap resamples of the signers.
+
+    ``fit`` sets a threshold from distances (``match_threshold``: at most 1 % of forgeries at or under it;
+    ``mismatch_threshold``: at most 1 % of genuine queries beyond it); ``groups`` names the signer of each of
+    ``values``. Fitted on one sample of signers, such a threshold keeps its promise on other signers like them
+    only about half the time. Here ``fit`` runs on ``resamples`` resamples of the signers
+    (``_signer_resamples``) and the result is the resampled thresholds' ``1 - confidence`` quantile when a
+    ``stricter`` threshold is ``'lower'`` (match) or their ``confidence`` quantile when it is ``'higher'``
+    (mismatch): a threshold at least as strict as the one fitted on ``confidence`` of the resamples.
+    """
+    v, g = np.asarray(values, np.float64).ravel(), np.asarray(groups).ravel()
+    if v.size == 0 or g.size != v.size:
+        raise ValueError(f"need one signer per distance and at least one distance, got {g.size} for {v.size}")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    if stricter not in THRESHOLD_SIDES:
+        raise ValueError(f"stricter must be one of {THRESHOLD_SIDES}, got {stricter!r}")
+    fitted = np.array([fit(v[rows]) for (rows,) in _signer_resamples([g], resamples, seed)])
+    q = 1.0 - confidence if stricter == "lower" else confidence
+    # the resampled thresholds are values the fit returned: take one of them, not a point between two
+    return float(np.quantile(fitted, q, method="lower" if stricter == "lower" else "higher"))

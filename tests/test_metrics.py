@@ -99,3 +99,39 @@ def test_signer_bootstrap_resamples_signers_and_pairs_two_models():
         signer_bootstrap(g, f, gg, fg, resamples=0)
     with pytest.raises(ValueError, match="level"):
         interval(values, 1.5)
+
+
+def test_confident_threshold_is_at_least_as_strict_as_the_plain_fit():
+    from models.metrics import confident_threshold, match_threshold, mismatch_threshold
+    rng = np.random.default_rng(0)
+    signers = np.repeat(np.array([f"s{i}" for i in range(12)]), 10)
+    # each signer's forgeries sit at its own level: which signers are drawn moves the fitted threshold
+    forged = rng.normal(0.5, 0.05, signers.size) + np.repeat(rng.normal(0, 0.1, 12), 10)
+    genuine = rng.normal(0.2, 0.05, signers.size) + np.repeat(rng.normal(0, 0.05, 12), 10)
+    plain_match, plain_mismatch = match_threshold(forged), mismatch_threshold(genuine)
+    half = confident_threshold(forged, signers, match_threshold, 0.5, "lower", resamples=300)
+    sure = confident_threshold(forged, signers, match_threshold, 0.9, "lower", resamples=300)
+    assert sure < half and sure < plain_match  # stricter match: lower distance
+    # a threshold some resample's fit returned (just under one of the forgeries), not a point between two
+    assert np.any(np.nextafter(forged.astype(np.float32), np.float32(-np.inf)) == np.float32(sure))
+    far = np.mean(forged <= sure)
+    assert far <= np.mean(forged <= plain_match)
+    sure_mismatch = confident_threshold(genuine, signers, mismatch_threshold, 0.9, "higher", resamples=300)
+    assert sure_mismatch > plain_mismatch  # stricter mismatch: fewer genuine queries beyond it
+    assert confident_threshold(forged, signers, match_threshold, 0.9, "lower", resamples=300) == sure  # seeded
+    # one signer only: every resample is the same sample, so the plain fit comes back
+    one = np.array(["a"] * forged.size)
+    assert confident_threshold(forged, one, match_threshold, 0.9, "lower", resamples=20) == plain_match
+
+
+def test_confident_threshold_names_bad_arguments():
+    from models.metrics import confident_threshold, match_threshold
+    v, g = np.array([0.1, 0.2]), np.array(["a", "b"])
+    with pytest.raises(ValueError, match="confidence"):
+        confident_threshold(v, g, match_threshold, 1.0, "lower")
+    with pytest.raises(ValueError, match="stricter"):
+        confident_threshold(v, g, match_threshold, 0.9, "up")
+    with pytest.raises(ValueError, match="one signer per distance"):
+        confident_threshold(v, g[:1], match_threshold, 0.9, "lower")
+    with pytest.raises(ValueError, match="resamples"):
+        confident_threshold(v, g, match_threshold, 0.9, "lower", resamples=0)

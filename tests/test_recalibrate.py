@@ -99,3 +99,48 @@ def test_recalibrate_needs_a_manifest(tmp_path):
     _, weights = _exported_run(tmp_path, steps=1)
     with pytest.raises(SystemExit, match="no signature manifest"):
         main(["--weights", str(weights), "--manifest", str(tmp_path / "missing.csv")])
+
+
+def test_recalibrate_with_confidence_sets_stricter_thresholds(tmp_path, capsys):
+    """--confidence: each threshold as strict as its promise needs on resamples of the validation signers, and the
+    card says so."""
+    manifest, weights = _exported_run(tmp_path)
+    exported = load_card(weights)["calibration"]["thresholds"]
+    with pytest.raises(SystemExit):
+        main(["--weights", str(weights), "--manifest", str(manifest), "--confidence", "1.5"])
+    capsys.readouterr()
+    assert main(["--weights", str(weights), "--manifest", str(manifest), "--confidence", "0.9", "--write"]) == 0
+    card = load_card(weights)
+    thresholds = card["calibration"]["thresholds"]
+    assert card["calibration"]["confidence"] == 0.9 and "bootstrap resamples" in card["calibration"]["calibrated_on"]
+    assert thresholds["match"] <= exported["match"] * (1 + 1e-5)
+    assert thresholds["mismatch"] >= exported["mismatch"] * (1 - 1e-5)
+    assert card["validation"]["match_threshold"] == thresholds["match"]
+
+
+def test_calibration_from_scores_with_confidence():
+    """On scores whose signers differ, a confident calibration is stricter on both sides than the plain one; it
+    needs skilled forgeries and per-query signers."""
+    import numpy as np
+
+    from models.evaluate import ProtocolScores, QueryScores
+    from models.export import calibration_from_scores
+
+    rng = np.random.default_rng(3)
+    # 300 forgeries: the plain match threshold lets 3 through, so resamples can set it lower
+    signers = np.repeat(np.array([f"s{i}" for i in range(10)]), 40)
+    forged = np.tile(np.array([False] * 10 + [True] * 30), 10)
+    level = np.repeat(rng.normal(0, 0.08, 10), 40)
+    d = np.where(forged, 0.5, 0.2) + level + rng.normal(0, 0.04, signers.size)
+    queries = QueryScores(np.array([f"q{i}" for i in range(d.size)]), signers, forged, d)
+    scores = ProtocolScores(genuine=d[~forged], genuine_forged_writers=d[~forged], skilled=d[forged],
+                            random=np.array([0.9]), n_writers=10, n_writers_fewer_references=0, queries=queries)
+    plain, _, _ = calibration_from_scores(scores)
+    sure, figures, had = calibration_from_scores(scores, 0.9)
+    assert had and sure.match < plain.match and sure.mismatch > plain.mismatch
+    assert (sure.center, sure.slope) == (plain.center, plain.slope)  # the similarity map does not move
+    assert figures["match_threshold"] == sure.match
+    no_forgeries = ProtocolScores(genuine=d[~forged], genuine_forged_writers=d[:0], skilled=d[:0], random=d[forged],
+                                  n_writers=10, n_writers_fewer_references=0, queries=None)
+    with pytest.raises(ValueError, match="needs skilled forgeries"):
+        calibration_from_scores(no_forgeries, 0.9)
