@@ -4,7 +4,7 @@
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 # The Beam SDK harness entrypoint, from the Beam image of the same version as the pipeline's SDK.
-COPY --from=apache/beam_python3.11_sdk:2.77.0 /opt/apache/beam /opt/apache/beam
+COPY --from=apache/beam_python3.11_sdk:2.78.0 /opt/apache/beam /opt/apache/beam
 
 WORKDIR /opt/sigaudit
 COPY setup.py pyproject.toml README.md run_pipeline.py ./
@@ -12,6 +12,6 @@ COPY pipeline ./pipeline
 COPY models ./models
 COPY transforms ./transforms
 # torch is already in the base image (CUDA build), so only the rest is installed.
-RUN pip install --no-cache-dir "apache-beam[gcp]==2.77.0" . && python -c "import pipeline, models, transforms"
+RUN pip install --no-cache-dir "apache-beam[gcp]==2.78.0" . && python -c "import pipeline, models, transforms"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -6,8 +6,10 @@ and the model weights (package data of ``models``) travel that way.
 from setuptools import find_packages, setup
 
 REQUIRED = [
-    "apache-beam>=2.77,<3",
-    # Beam 2.77 needs pyarrow < 26.
+    # One Beam release, the one the Dockerfile's worker boots (tests/test_dataflow.py checks that they agree):
+    # a new minor release can change graph-time type checks (2.78 began to type CoGroupByKey's values).
+    "apache-beam==2.78.0",
+    # Beam 2.77-2.78 need pyarrow < 26.
     "pyarrow>=14,<26",
     # On a CPU machine install torch==2.13.0 first (a CPU wheel); a bare requirement would let pip
     # pick a multi-GB CUDA build. A range keeps GPU containers free to bring their own CUDA build.
@@ -25,7 +27,7 @@ REQUIRED = [
 
 EXTRAS = {
     "test": ["pytest>=8", "duckdb>=1.0", "ruff>=0.5"],
-    "gcp": ["apache-beam[gcp]>=2.77,<3"],
+    "gcp": ["apache-beam[gcp]==2.78.0"],
 }
 
 setup(

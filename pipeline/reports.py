@@ -173,7 +173,9 @@ class _BuildDocumentRow(beam.DoFn):
         self._run = run
         self._expected = dict(expected)
 
-    def process(self, element: tuple[str, dict[str, list]]) -> Iterable[dict[str, Any]]:
+    # CoGroupByKey's values are iterables (lists on the DirectRunner); Beam 2.78 infers them as such
+    # and rejects a ``list`` hint at graph construction.
+    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterable[dict[str, Any]]:
         source_path, grouped = element
         for status in grouped["statuses"]:  # exactly one per input file
             yield document_row(
