@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def contrastive_loss(d: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0,
@@ -74,3 +75,60 @@ def batch_contrastive_loss(emb: torch.Tensor, writers: torch.Tensor, forged: tor
     loss = sum(terms.values())
     stats = {f"d_{k}": float(d[m].detach().mean()) for k, m in (("pos", pos), ("skilled", skilled), ("random", rand)) if m.any()}
     return loss, stats
+
+
+def batch_hard_triplet_loss(emb: torch.Tensor, writers: torch.Tensor, forged: torch.Tensor,
+                            skilled_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """Batch-hard triplet loss with a soft margin (Hermans et al. 2017, arXiv 1703.07737), in SigNet's pairs.
+
+    # L = mean_a softplus(max_p D(a, p) - min_n D(a, n))
+    Anchors are the genuine images with at least one other genuine image of their writer (the positives).
+    Each anchor's hardest negative is taken twice: among its writer's forgeries (skilled) and among other
+    writers' genuine images (random); the two terms are averaged over their anchors and mixed as
+    ``skilled_weight : 1 - skilled_weight`` when both exist. Same inputs and outputs as
+    :func:`batch_contrastive_loss`; ``stats`` adds the mean hardest distances.
+    """
+    if emb.ndim != 2 or writers.shape != (emb.shape[0],) or forged.shape != (emb.shape[0],):
+        raise ValueError(f"need emb (B, D), writers (B,), forged (B,), got {tuple(emb.shape)}, "
+                         f"{tuple(writers.shape)}, {tuple(forged.shape)}")
+    if not 0.0 <= skilled_weight <= 1.0:
+        raise ValueError(f"skilled_weight must be in [0, 1], got {skilled_weight}")
+    d = euclidean_matrix(emb)
+    same = writers[:, None] == writers[None, :]
+    gen = ~forged
+    eye = torch.eye(len(writers), dtype=torch.bool, device=emb.device)
+    pos = same & gen[:, None] & gen[None, :] & ~eye
+    skilled = same & gen[:, None] & forged[None, :]
+    rand = ~same & gen[:, None] & gen[None, :]
+    anchors = pos.any(1)
+    if not anchors.any():
+        raise ValueError("batch has no anchor: need two genuine signatures of one writer")
+    inf = torch.finfo(d.dtype).max
+    hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
+    terms, stats = {}, {"d_hard_pos": float(hardest_pos[anchors].detach().mean())}
+    for name, mask in (("skilled", skilled), ("random", rand)):
+        use = anchors & mask.any(1)
+        if use.any():
+            hardest_neg = torch.where(mask, d, torch.full_like(d, inf)).min(1).values
+            terms[name] = F.softplus(hardest_pos[use] - hardest_neg[use]).mean()
+            stats[f"d_hard_{name}"] = float(hardest_neg[use].detach().mean())
+    if not terms:
+        raise ValueError("batch has no negative for its anchors: need a forgery or another writer's genuine")
+    if len(terms) == 2:
+        loss = skilled_weight * terms["skilled"] + (1 - skilled_weight) * terms["random"]
+    else:
+        loss = next(iter(terms.values()))
+    return loss, stats
+
+
+LOSSES = ("contrastive", "batch_hard")
+
+
+def batch_loss(kind: str, emb: torch.Tensor, writers: torch.Tensor, forged: torch.Tensor, margin: float = 1.0,
+               skilled_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """The metric loss named ``kind`` (one of :data:`LOSSES`); ``margin`` is the contrastive loss's only."""
+    if kind == "contrastive":
+        return batch_contrastive_loss(emb, writers, forged, margin, skilled_weight)
+    if kind == "batch_hard":
+        return batch_hard_triplet_loss(emb, writers, forged, skilled_weight)
+    raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")

@@ -8,6 +8,8 @@
 Loss: all-pairs contrastive loss in each writers x samples batch (Eq. 1 of Dey et al. 2017), plus
 optional auxiliary heads on the embedding used only in training (writer classification as in
 sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights hold the embedder only.
+``--loss batch_hard`` swaps the contrastive loss for the batch-hard soft-margin triplet loss (Hermans et al.
+2017, ``models.losses.batch_hard_triplet_loss``) on the same batches.
 ``--pooled-weight W`` adds the same contrastive loss on the conv4 maps read as the shipped
 ``signet_s4x2_pool_hog`` reads them (``models.signet.PooledConv``), and selects the best checkpoint by that reading.
 """
@@ -45,7 +47,7 @@ from models.data import (
 from models.embed import embed_preprocessed
 from models.evaluate import protocol_scores, summarize
 from models.export import export_model, read_attachments
-from models.losses import batch_contrastive_loss
+from models.losses import LOSSES, batch_loss
 from models.signet import EMBEDDERS, POOLED_GRID, SigNet, build_embedder
 from models.verification import REFERENCE_SCORES
 from models.weights import save_embedder
@@ -106,6 +108,9 @@ class TrainConfig:
     # (models.signet.PooledConv: 3 x 4 cells, scaled to unit norm); 0 = none. With it, in-training
     # validation and the best checkpoint follow that reading instead of the head's.
     pooled_weight: float = 0.0
+    # metric loss of the batch (models.losses.LOSSES): SigNet's contrastive loss (Eq. 1) over every pair, or the
+    # batch-hard triplet loss with a soft margin (each genuine anchor's hardest positive and negatives)
+    loss: str = "contrastive"
 
     @property
     def writer_split_seed(self) -> int:
@@ -190,6 +195,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pooled-weight", type=float, default=0.0,
                    help="weight of a contrastive loss on the conv4 maps read as PooledConv reads them (0 = none); "
                         "the best checkpoint then follows that reading")
+    p.add_argument("--loss", choices=LOSSES, default="contrastive",
+                   help="metric loss: SigNet's all-pairs contrastive loss or the batch-hard soft-margin triplet loss")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
@@ -216,7 +223,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
                        whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
                        reference_score=a.reference_score or "centroid", page_copies=a.page_copies,
-                       page_share=a.page_share, ink_mask=a.ink_mask, pooled_weight=a.pooled_weight)
+                       page_share=a.page_share, ink_mask=a.ink_mask, pooled_weight=a.pooled_weight,
+                       loss=a.loss)
 
 
 def load_config(out: Path) -> TrainConfig:
@@ -326,10 +334,10 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             cells, emb = pooled_reading(model, x)
         else:
             emb = model(x)
-        loss, stats = batch_contrastive_loss(emb, writers, forged, cfg.margin, cfg.skilled_weight)
-        stats["contrastive"] = float(loss.detach())
+        loss, stats = batch_loss(cfg.loss, emb, writers, forged, cfg.margin, cfg.skilled_weight)
+        stats[cfg.loss] = float(loss.detach())
         if cfg.pooled_weight > 0:
-            pooled_loss, pooled_stats = batch_contrastive_loss(cells, writers, forged, cfg.margin, cfg.skilled_weight)
+            pooled_loss, pooled_stats = batch_loss(cfg.loss, cells, writers, forged, cfg.margin, cfg.skilled_weight)
             loss = loss + cfg.pooled_weight * pooled_loss
             stats["pooled"] = float(pooled_loss.detach())
             stats.update({f"pooled_{k}": v for k, v in pooled_stats.items()})

@@ -82,6 +82,22 @@ def test_train_with_person_classes(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "last.json").read_text())["step"] == 2
 
 
+def test_train_with_the_batch_hard_loss(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    main(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--threads", "1", "--steps", "2",
+          "--eval-every", "2", "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1",
+          "--val-fraction", "0.5", "--loss", "batch_hard", "--export-to", str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "batch_hard"
+    assert load_embedder(tmp_path / "w.safetensors")[1]["arch"] == "signet_s4"
+    # a run's config from before the option reads as the contrastive loss
+    raw = json.loads((tmp_path / "run" / "config.json").read_text())
+    raw.pop("loss")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(raw))
+    from models.train_signet import load_config
+    assert load_config(tmp_path / "run").loss == "contrastive"
+
+
 def test_split_seed_keeps_the_writer_split_of_another_training_seed(tmp_path, capsys):
     manifest = write_signature_manifest(tmp_path / "data", n_writers=8, n_genuine=4, height=40)
     splits = {}
