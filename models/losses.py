@@ -34,13 +34,34 @@ def pair_masks(writers: torch.Tensor, forged: torch.Tensor) -> tuple[torch.Tenso
     forgery of that writer; random: genuine signatures of two different writers. Pairs of two
     forgeries, and a forgery with another writer's genuine, are not used.
     """
+    upper = torch.triu(torch.ones(len(writers), len(writers), dtype=torch.bool, device=writers.device), diagonal=1)
+    pos, skilled, rand = _symmetric_pair_masks(writers, forged)
+    return pos & upper, skilled & upper, rand & upper
+
+
+def _symmetric_pair_masks(writers: torch.Tensor, forged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`pair_masks` over the whole ``(B, B)`` matrix, diagonal excluded (each pair counted both ways)."""
     same = writers[:, None] == writers[None, :]
     gen = ~forged
-    upper = torch.triu(torch.ones_like(same), diagonal=1)
-    pos = same & gen[:, None] & gen[None, :] & upper
-    skilled = same & (gen[:, None] ^ gen[None, :]) & upper
-    rand = ~same & gen[:, None] & gen[None, :] & upper
+    both_genuine = gen[:, None] & gen[None, :]
+    pos = same & both_genuine & ~torch.eye(len(writers), dtype=torch.bool, device=writers.device)
+    skilled = same & (gen[:, None] ^ gen[None, :])
+    rand = ~same & both_genuine
     return pos, skilled, rand
+
+
+def _check_batch(emb: torch.Tensor, writers: torch.Tensor, forged: torch.Tensor) -> None:
+    if emb.ndim != 2 or writers.shape != (emb.shape[0],) or forged.shape != (emb.shape[0],):
+        raise ValueError(f"need emb (B, D), writers (B,), forged (B,), got {tuple(emb.shape)}, "
+                         f"{tuple(writers.shape)}, {tuple(forged.shape)}")
+
+
+def _mix_negatives(neg: dict[str, torch.Tensor], skilled_weight: float) -> torch.Tensor | None:
+    """The ``skilled`` and ``random`` negative terms mixed ``skilled_weight : 1 - skilled_weight``, the one
+    present when only one is, None when neither is."""
+    if len(neg) == 2:
+        return skilled_weight * neg["skilled"] + (1 - skilled_weight) * neg["random"]
+    return next(iter(neg.values())) if neg else None
 
 
 def batch_contrastive_loss(emb: torch.Tensor, writers: torch.Tensor, forged: torch.Tensor, margin: float = 1.0,
@@ -52,9 +73,7 @@ def batch_contrastive_loss(emb: torch.Tensor, writers: torch.Tensor, forged: tor
     negatives mix skilled and random ones as ``skilled_weight : 1 - skilled_weight`` when both exist.
     Returns ``(loss, stats)`` with mean distances per pair kind for logging.
     """
-    if emb.ndim != 2 or writers.shape != (emb.shape[0],) or forged.shape != (emb.shape[0],):
-        raise ValueError(f"need emb (B, D), writers (B,), forged (B,), got {tuple(emb.shape)}, "
-                         f"{tuple(writers.shape)}, {tuple(forged.shape)}")
+    _check_batch(emb, writers, forged)
     d = euclidean_matrix(emb)
     pos, skilled, rand = pair_masks(writers, forged)
     # similar pairs: D^2; dissimilar pairs: max(0, m - D)^2  (Eq. 1, alpha = beta = 1)
@@ -66,10 +85,9 @@ def batch_contrastive_loss(emb: torch.Tensor, writers: torch.Tensor, forged: tor
         neg["skilled"] = torch.clamp(margin - d[skilled], min=0).pow(2).mean()
     if rand.any():
         neg["random"] = torch.clamp(margin - d[rand], min=0).pow(2).mean()
-    if len(neg) == 2:
-        terms["neg"] = skilled_weight * neg["skilled"] + (1 - skilled_weight) * neg["random"]
-    elif neg:
-        terms["neg"] = next(iter(neg.values()))
+    mixed = _mix_negatives(neg, skilled_weight)
+    if mixed is not None:
+        terms["neg"] = mixed
     if not terms:
         raise ValueError("batch has no usable pair: need two genuine signatures of one writer or a negative pair")
     loss = sum(terms.values())
@@ -88,36 +106,27 @@ def batch_hard_triplet_loss(emb: torch.Tensor, writers: torch.Tensor, forged: to
     ``skilled_weight : 1 - skilled_weight`` when both exist. Same inputs and outputs as
     :func:`batch_contrastive_loss`; ``stats`` adds the mean hardest distances.
     """
-    if emb.ndim != 2 or writers.shape != (emb.shape[0],) or forged.shape != (emb.shape[0],):
-        raise ValueError(f"need emb (B, D), writers (B,), forged (B,), got {tuple(emb.shape)}, "
-                         f"{tuple(writers.shape)}, {tuple(forged.shape)}")
+    _check_batch(emb, writers, forged)
     if not 0.0 <= skilled_weight <= 1.0:
         raise ValueError(f"skilled_weight must be in [0, 1], got {skilled_weight}")
     d = euclidean_matrix(emb)
-    same = writers[:, None] == writers[None, :]
-    gen = ~forged
-    eye = torch.eye(len(writers), dtype=torch.bool, device=emb.device)
-    pos = same & gen[:, None] & gen[None, :] & ~eye
-    skilled = same & gen[:, None] & forged[None, :]
-    rand = ~same & gen[:, None] & gen[None, :]
+    pos, skilled, rand = _symmetric_pair_masks(writers, forged)
+    skilled = skilled & ~forged[:, None]  # rows are genuine anchors, so the skilled columns are forgeries
     anchors = pos.any(1)
     if not anchors.any():
         raise ValueError("batch has no anchor: need two genuine signatures of one writer")
     inf = torch.finfo(d.dtype).max
     hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
-    terms, stats = {}, {"d_hard_pos": float(hardest_pos[anchors].detach().mean())}
+    neg, stats = {}, {"d_hard_pos": float(hardest_pos[anchors].detach().mean())}
     for name, mask in (("skilled", skilled), ("random", rand)):
         use = anchors & mask.any(1)
         if use.any():
             hardest_neg = torch.where(mask, d, torch.full_like(d, inf)).min(1).values
-            terms[name] = F.softplus(hardest_pos[use] - hardest_neg[use]).mean()
+            neg[name] = F.softplus(hardest_pos[use] - hardest_neg[use]).mean()
             stats[f"d_hard_{name}"] = float(hardest_neg[use].detach().mean())
-    if not terms:
+    loss = _mix_negatives(neg, skilled_weight)
+    if loss is None:
         raise ValueError("batch has no negative for its anchors: need a forgery or another writer's genuine")
-    if len(terms) == 2:
-        loss = skilled_weight * terms["skilled"] + (1 - skilled_weight) * terms["random"]
-    else:
-        loss = next(iter(terms.values()))
     return loss, stats
 
 

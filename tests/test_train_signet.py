@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from models.data import Sample
 from models.signet import PooledConv, build_embedder
-from models.train_signet import TrainConfig, lr_at, main, pooled_reading, writer_class_labels
+from models.train_signet import TrainConfig, load_config, lr_at, main, pooled_reading, writer_class_labels
 from models.verification import Calibration
 from models.weights import load_embedder
 from transforms.demo_corpus import write_signature_manifest
@@ -94,7 +94,6 @@ def test_train_with_the_batch_hard_loss(tmp_path, capsys):
     raw = json.loads((tmp_path / "run" / "config.json").read_text())
     raw.pop("loss")
     (tmp_path / "run" / "config.json").write_text(json.dumps(raw))
-    from models.train_signet import load_config
     assert load_config(tmp_path / "run").loss == "contrastive"
 
 
