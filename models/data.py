@@ -17,7 +17,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from transforms.degrade import page_rendering
+from transforms.imitation import imitation_warp
 from transforms.preprocess import DEFAULT_INK_MASK, INPUT_SIZE, check_ink_mask, preprocess_signature
 
 log = logging.getLogger(__name__)
@@ -226,14 +227,18 @@ class BatchSpec:
     genuine: int = 4
     forged: int = 2
     forgery_writer_share: float = 0.5  # share of a batch's writers drawn from writers with forgeries
+    # synthetic skilled forgeries per signer: its genuine images, warped by transforms.imitation in make_batch
+    synthetic: int = 0
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Sample indices of a training batch and, per index, the signer it is an impostor of ('' if none)."""
+    """Sample indices of a training batch and, per index, the signer it is an impostor of ('' if none) and
+    whether it is to be warped into a synthetic forgery of that signer (``warp``; empty = none is)."""
 
     indices: list[int]
     impostor_of: list[str]
+    warp: list[bool] = field(default_factory=list)
 
 
 class WriterBatchSampler:
@@ -243,11 +248,15 @@ class WriterBatchSampler:
     signer without forgeries whose text other signers also wrote (``Sample.text``) brings, when
     ``impostors`` is on, up to ``forged`` images of that text by other signers instead, used as its
     skilled negatives. ``batch(step)`` is a pure function of ``(seed, step)``: a resumed run draws
-    the same batches. ``writers`` are the persons allowed in (the training split).
+    the same batches. ``writers`` are the persons allowed in (the training split). With ``spec.synthetic``,
+    each signer also brings that many of its genuine images (others than the chosen ones where it has
+    enough) marked ``warp``: skilled negatives of that signer once ``make_batch`` warps them.
     """
 
     def __init__(self, samples: Sequence[Sample], writers: Iterable[str], spec: BatchSpec, seed: int,
                  impostors: bool = False) -> None:
+        if spec.synthetic < 0:
+            raise ValueError(f"spec.synthetic (synthetic forgeries per signer) must be >= 0, got {spec.synthetic}")
         keep = set(writers)
         self.spec, self.seed, self.impostors = spec, seed, impostors
         self.genuine: dict[str, list[int]] = defaultdict(list)
@@ -277,6 +286,7 @@ class WriterBatchSampler:
         signers += list(rng.choice(self.without, n_o, replace=False)) if n_o else []
         out: list[int] = []
         impostor_of: list[str] = []
+        warp: list[bool] = []
         for w in signers:
             g = self.genuine[w]
             chosen = list(rng.choice(g, self.spec.genuine, replace=len(g) < self.spec.genuine))
@@ -288,29 +298,45 @@ class WriterBatchSampler:
                 negatives = list(rng.choice(negatives, min(self.spec.forged, len(negatives)), replace=False))
             out += chosen + negatives
             impostor_of += [""] * len(chosen) + [target] * len(negatives)
-        return Batch([int(i) for i in out], impostor_of)
+            warp += [False] * (len(chosen) + len(negatives))
+            if self.spec.synthetic:
+                rest = [i for i in g if i not in chosen] or g
+                warped = list(rng.choice(rest, self.spec.synthetic, replace=len(rest) < self.spec.synthetic))
+                out += warped
+                impostor_of += [str(w)] * len(warped)
+                warp += [True] * len(warped)
+        return Batch([int(i) for i in out], impostor_of, warp if self.spec.synthetic else [])
 
 
 def make_batch(cache: np.ndarray, samples: Sequence[Sample], indices: Sequence[int], writer_index: dict[str, int],
                rng: np.random.Generator | None,
                impostor_of: Sequence[str] | None = None, page_cache: np.ndarray | None = None,
-               page_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               page_share: float = 0.0, warp: Sequence[bool] | None = None,
+               warp_rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images ``(B, 1, 155, 220) float32`` (augmented when ``rng`` is given), signer ids ``(B,) int64``
     (index into ``writer_index``, keyed by signer) and forged flags ``(B,) bool``.
 
     An image with a non-empty ``impostor_of`` entry counts as a skilled forgery of that signer.
     ``page_cache`` (``load_page_copies`` of the same samples): with ``rng``, each image is replaced by one
-    of its page-like copies with probability ``page_share``.
+    of its page-like copies with probability ``page_share``. ``warp`` (``Batch.warp``): the marked images are
+    bent into synthetic forgeries (``transforms.imitation.imitation_warp`` drawn from ``warp_rng``) before
+    augmentation; each needs an ``impostor_of`` entry naming the signer it forges.
     """
     if impostor_of is not None and len(impostor_of) != len(indices):
         raise ValueError(f"impostor_of has {len(impostor_of)} entries for {len(indices)} indices")
     if page_cache is not None and page_cache.shape[1:] != cache.shape:
         raise ValueError(f"page_cache of shape {page_cache.shape} does not hold copies of a cache of shape {cache.shape}")
     targets = list(impostor_of) if impostor_of is not None else [""] * len(indices)
+    flags = list(warp) if warp else []
+    if flags and (len(flags) != len(indices) or warp_rng is None or any(f and not t for f, t in zip(flags, targets, strict=True))):
+        raise ValueError(f"warp needs one flag per index ({len(flags)} for {len(indices)}), a warp_rng "
+                         f"(got {type(warp_rng).__name__}) and an impostor_of target for each warped image")
     imgs = [cache[i].astype(np.float32) / 255.0 for i in indices]
     if rng is not None and page_cache is not None and page_share > 0:
         imgs = [page_cache[int(rng.integers(len(page_cache))), i].astype(np.float32) / 255.0
                 if rng.random() < page_share else im for i, im in zip(indices, imgs, strict=True)]
+    if flags:
+        imgs = [imitation_warp(im, warp_rng) if f else im for im, f in zip(imgs, flags, strict=True)]
     if rng is not None:
         imgs = [augment(im, rng) for im in imgs]
     x = torch.from_numpy(np.stack(imgs)[:, None])

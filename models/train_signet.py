@@ -10,6 +10,8 @@ optional auxiliary heads on the embedding used only in training (writer classifi
 sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights hold the embedder only.
 ``--loss batch_hard`` swaps the contrastive loss for the batch-hard soft-margin triplet loss (Hermans et al.
 2017, ``models.losses.batch_hard_triplet_loss``) on the same batches.
+``--synthetic-forgeries N`` adds, per signer of a batch, N of its genuine images warped as a forger's copy
+(``transforms.imitation``) as skilled negatives of the metric loss (not of the forgery head).
 ``--pooled-weight W`` adds the same contrastive loss on the conv4 maps read as the shipped
 ``signet_s4x2_pool_hog`` reads them (``models.signet.PooledConv``), and selects the best checkpoint by that reading.
 """
@@ -169,6 +171,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-writers", type=int, default=12)
     p.add_argument("--genuine-per-writer", type=int, default=4)
     p.add_argument("--forged-per-writer", type=int, default=2)
+    p.add_argument("--synthetic-forgeries", type=int, default=0,
+                   help="per signer in a batch, this many of its genuine images warped into skilled negatives "
+                        "(transforms.imitation); 0 = none")
     p.add_argument("--forgery-writer-share", type=float, default=0.5,
                    help="share of a batch's writers drawn from writers with skilled forgeries")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -216,7 +221,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        train_exclude_datasets=a.train_exclude_datasets, seed=a.seed, split_seed=a.split_seed,
                        val_fraction=a.val_fraction, steps=a.steps, minutes=a.minutes or 0.0,
                        batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
-                                       a.forgery_writer_share),
+                                       a.forgery_writer_share, a.synthetic_forgeries),
                        lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
                        init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
@@ -326,8 +331,8 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
         batch = sampler.batch(step)
         rng = np.random.default_rng([cfg.seed, step, 1]) if cfg.augment else None
         x, writers, forged = make_batch(tr_cache, tr, batch.indices, writer_index, rng, batch.impostor_of,
-                                       page_cache, cfg.page_share)
-        # impostors are natural signatures: skilled negatives for the contrastive loss only
+                                       page_cache, cfg.page_share, batch.warp, np.random.default_rng([cfg.seed, step, 2]))
+        # impostors (and synthetic forgeries) are no one's imitations: skilled negatives for the metric loss only
         imitation = forged & torch.tensor([not t for t in batch.impostor_of], dtype=torch.bool)
         x = x.contiguous(memory_format=torch.channels_last)
         if cfg.pooled_weight > 0:

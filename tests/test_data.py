@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from models.data import (
     BatchSpec,
@@ -163,3 +164,44 @@ def test_page_copies_are_seeded_and_replace_images_at_the_share(tmp_path):
         make_batch(cache[:2], samples[:2], [0], index, rng, None, marked, 0.5)
     with pytest.raises(ValueError, match="copies"):
         load_page_copies(samples, 0, seed=5)
+
+
+def test_sampler_adds_synthetic_forgeries_from_each_signers_own_genuine_images():
+    samples = rows(4, "a", n_gen=8) + rows(4, "b", n_forged=0, n_gen=8)
+    writers = sorted({s.writer for s in samples})
+    plain = WriterBatchSampler(samples, writers, BatchSpec(writers=4, genuine=3, forged=2), seed=0)
+    synth = WriterBatchSampler(samples, writers, BatchSpec(writers=4, genuine=3, forged=2, synthetic=2), seed=0)
+    assert plain.batch(7).warp == []  # off: nothing marked
+    for step in range(10):
+        b = synth.batch(step)
+        assert len(b.warp) == len(b.indices) == 4 * 3 + 2 * 2 + 4 * 2 and sum(b.warp) == 4 * 2
+        for i, t, w in zip(b.indices, b.impostor_of, b.warp, strict=True):
+            if w:  # a genuine image of the signer it forges, not one of that signer's chosen genuine images
+                assert samples[i].label == "genuine" and samples[i].signer == t
+                chosen = [j for j, u, v in zip(b.indices, b.impostor_of, b.warp, strict=True)
+                          if not v and not u and samples[j].signer == t and samples[j].label == "genuine"]
+                assert i not in chosen
+    # the first signer's draws are those of the plain sampler: the option only adds draws after them
+    assert synth.batch(3).indices[:5] == plain.batch(3).indices[:5]
+    with pytest.raises(ValueError, match="synthetic"):
+        WriterBatchSampler(samples, writers, BatchSpec(synthetic=-1), seed=0)
+
+
+def test_make_batch_warps_the_marked_images_into_forgeries_of_their_signer():
+    samples = rows(1, "a", n_gen=3, n_forged=0)
+    cache = np.zeros((3, 155, 220), np.uint8)
+    cache[:, 60:90, 40:180] = 255  # a bar of ink
+    index = {"a0": 0}
+    x, writers, forged = make_batch(cache, samples, [0, 1, 2], index, None, ["", "", "a0"], warp=[False, False, True],
+                                    warp_rng=np.random.default_rng(0))
+    assert writers.tolist() == [0, 0, 0] and forged.tolist() == [False, False, True]
+    assert torch.equal(x[0], x[1]) and not torch.equal(x[0], x[2])
+    again, _, _ = make_batch(cache, samples, [0, 1, 2], index, None, ["", "", "a0"], warp=[False, False, True],
+                             warp_rng=np.random.default_rng(0))
+    assert torch.equal(x, again)
+    for bad in ({"warp": [False, True]}, {"warp": [False, False, True]}):  # wrong length / no rng
+        with pytest.raises(ValueError, match="warp"):
+            make_batch(cache, samples, [0, 1, 2], index, None, ["", "", "a0"], **bad)
+    with pytest.raises(ValueError, match="impostor_of target"):  # a warped image must forge someone
+        make_batch(cache, samples, [0, 1, 2], index, None, None, warp=[False, False, True],
+                   warp_rng=np.random.default_rng(0))

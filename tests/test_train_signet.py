@@ -97,6 +97,26 @@ def test_train_with_the_batch_hard_loss(tmp_path, capsys):
     assert load_config(tmp_path / "run").loss == "contrastive"
 
 
+def test_train_with_synthetic_forgeries(tmp_path, capsys, monkeypatch):
+    import models.data
+
+    calls = []
+    real = models.data.imitation_warp
+    monkeypatch.setattr(models.data, "imitation_warp", lambda im, rng: calls.append(1) or real(im, rng))
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    main(["--manifest", str(manifest), "--out", str(tmp_path / "run"), "--threads", "1", "--steps", "2",
+          "--eval-every", "2", "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1",
+          "--val-fraction", "0.5", "--synthetic-forgeries", "1", "--export-to", str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    assert len(calls) == 2 * 2  # two steps, two signers per batch, one warped image each
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["batch"]["synthetic"] == 1
+    # a run's config from before the option reads as none
+    raw = json.loads((tmp_path / "run" / "config.json").read_text())
+    raw["batch"].pop("synthetic")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(raw))
+    assert load_config(tmp_path / "run").batch.synthetic == 0
+
+
 def test_split_seed_keeps_the_writer_split_of_another_training_seed(tmp_path, capsys):
     manifest = write_signature_manifest(tmp_path / "data", n_writers=8, n_genuine=4, height=40)
     splits = {}
