@@ -1,4 +1,5 @@
-"""Detector ensembles: combining members, running each view by its member, the checks on the members."""
+"""Detector ensembles and weight averages: combining members, running each view by its member, averaging
+weights, the checks on the members."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.combine_detectors import check_members, combine, default_views, main
+from models.combine_detectors import average, check_members, combine, default_views, main
 from models.detect import detect_batch, detect_pages, load_detector, prepare_views, save_detector, stack_views
 from models.detector import DetectorEnsemble, build_detector
 
@@ -93,3 +94,58 @@ def test_cli_writes_a_loadable_ensemble(tmp_path: Path) -> None:
     assert len(detect_pages(model, _pages(2), card)) == 2
     with pytest.raises(SystemExit):
         main(["--weights", *map(str, paths), "--out", str(out), "--views", "64@x"])
+
+
+def _maps(out: torch.Tensor | tuple | list | dict) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for v in (out.values() if isinstance(out, dict) else out) for t in _maps(v)]
+
+
+def test_average_is_one_network_with_the_members_mean_weights(tmp_path: Path) -> None:
+    members = [_member(1, [[64, False], [96, True]], 0.2), _member(2, [[64, False]], 0.4), _member(3, [[64, True]])]
+    soup, card = average(*zip(*members, strict=True))
+    assert card["arch"] == "centernet_s" and card["model_version"].startswith("detector-centernet_s-soup3-")
+    assert card["views"] == [[64, False], [96, True]] and card["score_threshold"] == 0.3
+    assert "box_scale" not in card and "soup" in card and [m["model_version"] for m in card["members"]] == ["m1", "m2", "m3"]
+    states = [m.state_dict() for m, _ in members]
+    for key, value in soup.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, sum(s[key] for s in states) / 3, atol=1e-6), key
+        else:
+            assert torch.equal(value, states[0][key]), key
+    # not a member, and the same boxes once saved and loaded
+    pages = _pages()
+    low = {**card, "score_threshold": 0.05}
+    boxes = detect_pages(soup, pages, low)
+    assert boxes != detect_pages(members[0][0], pages, {**members[0][1], "score_threshold": 0.05})
+    loaded, loaded_card = load_detector(save_detector(soup, card, tmp_path / "soup.safetensors"))
+    assert loaded_card["views"] == card["views"]
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # the network's maps (boxes of this random network tie in score)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(_maps(loaded(x)), _maps(soup(x)), strict=True))
+    # the average of one network with itself is that network
+    twin, _ = average([members[0][0], members[0][0]], [members[0][1], {**members[0][1], "model_version": "m1b"}])
+    assert detect_pages(twin, pages, low) == detect_pages(members[0][0], pages, low)
+
+
+def test_average_refuses_other_networks_and_member_views() -> None:
+    a = _member(1, [[64, False]])
+    other = build_detector("centernet_m").eval()
+    with pytest.raises(ValueError, match="differ in arch"):
+        average([a[0], other], [a[1], {**a[1], "arch": "centernet_m", "model_version": "big"}])
+    with pytest.raises(ValueError, match="has other tensors than 'm1'"):
+        average([a[0], other], [a[1], {**a[1], "model_version": "big"}])
+    with pytest.raises(ValueError, match="names member 1, but an average is one network"):
+        average([a[0], _member(2, [[64, False]])[0]], [a[1], a[1]], views=[[64, False, 1]])
+
+
+def test_main_average_writes_a_soup(tmp_path: Path) -> None:
+    paths = []
+    for seed in (1, 2):
+        model, card = _member(seed, [[64, False]])
+        paths.append(save_detector(model, card, tmp_path / f"m{seed}.safetensors"))
+    out = tmp_path / "soup.safetensors"
+    assert main(["--weights", *map(str, paths), "--out", str(out), "--average"]) == 0
+    model, card = load_detector(out)
+    assert not isinstance(model, DetectorEnsemble) and card["command"].endswith("--average")
