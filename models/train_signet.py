@@ -52,6 +52,7 @@ from models.export import export_model, read_attachments
 from models.losses import LOSSES, batch_loss
 from models.signet import EMBEDDERS, POOLED_GRID, SigNet, build_embedder
 from models.verification import REFERENCE_SCORES
+from models.weight_average import RunningAverage, recompute_batchnorm
 from models.weights import save_embedder
 from transforms.preprocess import INK_MASKS
 
@@ -113,6 +114,11 @@ class TrainConfig:
     # metric loss of the batch (models.losses.LOSSES): SigNet's contrastive loss (Eq. 1) over every pair, or the
     # batch-hard triplet loss with a soft margin (each genuine anchor's hardest positive and negatives)
     loss: str = "contrastive"
+    # stochastic weight averaging (models.weight_average): from this step on (0 = off), every swa_every steps, the
+    # embedder's parameters join a running mean; at the end it gets BatchNorm statistics of its own and is
+    # validated and saved as <out>/swa.safetensors. The training trajectory is the same with it or without
+    swa_start: int = 0
+    swa_every: int = 10
 
     @property
     def writer_split_seed(self) -> int:
@@ -205,6 +211,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init-from", type=str, default="", help="start from these embedder weights (safetensors)")
+    p.add_argument("--swa-start", type=int, default=0,
+                   help="average the weights from this step on (stochastic weight averaging; 0 = off): "
+                        "<out>/swa.safetensors at the end")
+    p.add_argument("--swa-every", type=int, default=10, help="steps between averaged snapshots")
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.* with <out>/config.json")
     p.add_argument("--export", action="store_true", help="only calibrate and export <out>/best")
@@ -225,6 +235,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
                        init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
+                       swa_start=a.swa_start, swa_every=a.swa_every,
                        writer_classes=a.writer_classes, whiten=not a.no_whiten,
                        whiten_shrinkage=0.1 if a.whiten_shrinkage is None else a.whiten_shrinkage,
                        reference_score=a.reference_score or "centroid", page_copies=a.page_copies,
@@ -317,6 +328,7 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
     else:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     (out / "data_split.json").write_text(json.dumps({"train_writers": train_w, "val_writers": val_w}, indent=1) + "\n")
+    swa = swa_average(cfg, out, resume)
 
     model.train()
     start, seg_start = state["step"], time.time()
@@ -362,6 +374,8 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
         loss.backward()
         opt.step()
         step += 1
+        if swa is not None and step >= cfg.swa_start and step % cfg.swa_every == 0:
+            swa.update(model)
         for key, v in stats.items():
             running[key] = running.get(key, 0.0) + v
         if step % 50 == 0:
@@ -369,12 +383,55 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             running = {}
         if step % cfg.eval_every == 0 or step == cfg.steps:
             state["train_seconds"] += time.time() - seg_start
+            save_running_average(out, swa)
             validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
             seg_start = time.time()
     state["train_seconds"] += time.time() - seg_start
     if state["step"] != step or state["best_step"] is None:  # stopped between validations
+        save_running_average(out, swa)
         validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
+    if swa is not None and step >= cfg.steps:
+        save_swa(cfg, out, swa, step, tr_cache, va_cache, va)
     return out
+
+
+def swa_average(cfg: TrainConfig, out: Path, resume: bool) -> RunningAverage | None:
+    """The run's running weight average: none without ``cfg.swa_start``, the saved one when resuming."""
+    if cfg.swa_start <= 0:
+        return None
+    if cfg.swa_every < 1:
+        raise ValueError(f"swa_every must be >= 1 step, got {cfg.swa_every}")
+    path = out / "swa_running.safetensors"
+    if resume and path.is_file():
+        swa = RunningAverage.load(path)
+        log.info("resumed the weight average of %d snapshots", swa.n)
+        return swa
+    return RunningAverage()
+
+
+def save_running_average(out: Path, swa: RunningAverage | None) -> None:
+    """Keep the running average beside the checkpoints (written before ``last.json``) so a resume goes on."""
+    if swa is not None and swa.n:
+        swa.save(out / "swa_running.safetensors.tmp")
+        os.replace(out / "swa_running.safetensors.tmp", out / "swa_running.safetensors")
+
+
+def save_swa(cfg: TrainConfig, out: Path, swa: RunningAverage, step: int, tr_cache: np.ndarray,
+             va_cache: np.ndarray, va: list) -> None:
+    """The averaged embedder with BatchNorm statistics measured on the training images (no augmentation),
+    validated like a checkpoint, as ``<out>/swa.safetensors``."""
+    if not swa.n:
+        log.warning("no weights were averaged (swa_start %d >= steps %d?): no swa.safetensors", cfg.swa_start, cfg.steps)
+        return
+    model = swa.apply_to(build_embedder(cfg.arch).to(memory_format=torch.channels_last))
+    recompute_batchnorm(model, [im.astype(np.float32) / 255.0 for im in tr_cache])
+    fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score, cfg.pooled_weight > 0)
+    fig["step"] = step
+    swa_card = {"start": cfg.swa_start, "every": cfg.swa_every, "snapshots": swa.n}
+    save_embedder(model.eval(), {"arch": cfg.arch, "step": step, "swa": swa_card, "validation": fig},
+                  out / "swa.safetensors")
+    log.info("weight average of %d snapshots (steps %d-%d): eer %s eer_random %s auc %s", swa.n, cfg.swa_start,
+             step, fig["eer"], fig["eer_random"], fig["auc"])
 
 
 def validate_and_save(cfg: TrainConfig, out: Path, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,

@@ -117,6 +117,28 @@ def test_train_with_synthetic_forgeries(tmp_path, capsys, monkeypatch):
     assert load_config(tmp_path / "run").batch.synthetic == 0
 
 
+def test_weight_averaging_leaves_the_trajectory_and_saves_the_average(tmp_path, capsys):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    common = ["--manifest", str(manifest), "--threads", "1", "--steps", "4", "--eval-every", "2", "--batch-writers",
+              "2", "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction", "0.5"]
+    main([*common, "--out", str(tmp_path / "plain"), "--export-to", str(tmp_path / "p.safetensors")])
+    # stopped at once and resumed: the average goes on from its saved file
+    main([*common, "--out", str(tmp_path / "swa"), "--swa-start", "2", "--swa-every", "1", "--minutes", "1e-9",
+          "--export-to", str(tmp_path / "s0.safetensors")])
+    main(["--resume", "--minutes", "0", "--out", str(tmp_path / "swa"), "--threads", "1",
+          "--export-to", str(tmp_path / "s.safetensors")])
+    capsys.readouterr()
+    plain, swa = load_file(str(tmp_path / "plain" / "last.safetensors")), load_file(str(tmp_path / "swa" / "last.safetensors"))
+    assert all(torch.equal(plain[k], swa[k]) for k in plain)  # the same steps with averaging on
+    card = json.loads((tmp_path / "swa" / "swa.json").read_text())
+    assert card["swa"] == {"start": 2, "every": 1, "snapshots": 3} and card["step"] == 4  # steps 2, 3 and 4
+    assert "eer_random" in card["validation"]
+    averaged = load_file(str(tmp_path / "swa" / "swa.safetensors"))
+    assert any(not torch.equal(averaged[k], swa[k]) for k in swa if not k.endswith("num_batches_tracked"))
+    assert not (tmp_path / "plain" / "swa.safetensors").exists()
+    assert load_config(tmp_path / "plain").swa_start == 0
+
+
 def test_split_seed_keeps_the_writer_split_of_another_training_seed(tmp_path, capsys):
     manifest = write_signature_manifest(tmp_path / "data", n_writers=8, n_genuine=4, height=40)
     splits = {}
