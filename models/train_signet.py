@@ -12,6 +12,8 @@ sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights
 2017, ``models.losses.batch_hard_triplet_loss``) on the same batches.
 ``--synthetic-forgeries N`` adds, per signer of a batch, N of its genuine images warped as a forger's copy
 (``transforms.imitation``) as skilled negatives of the metric loss (not of the forgery head).
+``--swa-start S`` averages the embedder's weights from step S on, every ``--swa-every`` steps (stochastic weight
+averaging, ``models.weight_average``), and saves the average with BatchNorm statistics of its own as ``swa``.
 ``--pooled-weight W`` adds the same contrastive loss on the conv4 maps read as the shipped
 ``signet_s4x2_pool_hog`` reads them (``models.signet.PooledConv``), and selects the best checkpoint by that reading.
 """
