@@ -385,13 +385,11 @@ def train(cfg: TrainConfig, resume: bool, command: str) -> Path:
             running = {}
         if step % cfg.eval_every == 0 or step == cfg.steps:
             state["train_seconds"] += time.time() - seg_start
-            save_running_average(out, swa)
-            validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
+            validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va, swa)
             seg_start = time.time()
     state["train_seconds"] += time.time() - seg_start
     if state["step"] != step or state["best_step"] is None:  # stopped between validations
-        save_running_average(out, swa)
-        validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va)
+        validate_and_save(cfg, out, model, heads, opt, state, step, va_cache, va, swa)
     if swa is not None and step >= cfg.steps:
         save_swa(cfg, out, swa, step, tr_cache, va_cache, va)
     return out
@@ -411,13 +409,6 @@ def swa_average(cfg: TrainConfig, out: Path, resume: bool) -> RunningAverage | N
     return RunningAverage()
 
 
-def save_running_average(out: Path, swa: RunningAverage | None) -> None:
-    """Keep the running average beside the checkpoints (written before ``last.json``) so a resume goes on."""
-    if swa is not None and swa.n:
-        swa.save(out / "swa_running.safetensors.tmp")
-        os.replace(out / "swa_running.safetensors.tmp", out / "swa_running.safetensors")
-
-
 def save_swa(cfg: TrainConfig, out: Path, swa: RunningAverage, step: int, tr_cache: np.ndarray,
              va_cache: np.ndarray, va: list) -> None:
     """The averaged embedder with BatchNorm statistics measured on the training images (no augmentation),
@@ -426,7 +417,7 @@ def save_swa(cfg: TrainConfig, out: Path, swa: RunningAverage, step: int, tr_cac
         log.warning("no weights were averaged (swa_start %d >= steps %d?): no swa.safetensors", cfg.swa_start, cfg.steps)
         return
     model = swa.apply_to(build_embedder(cfg.arch).to(memory_format=torch.channels_last))
-    recompute_batchnorm(model, [im.astype(np.float32) / 255.0 for im in tr_cache])
+    recompute_batchnorm(model, (tr_cache[i:i + 64].astype(np.float32) / 255.0 for i in range(0, len(tr_cache), 64)))
     fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score, cfg.pooled_weight > 0)
     fig["step"] = step
     swa_card = {"start": cfg.swa_start, "every": cfg.swa_every, "snapshots": swa.n}
@@ -437,8 +428,13 @@ def save_swa(cfg: TrainConfig, out: Path, swa: RunningAverage, step: int, tr_cac
 
 
 def validate_and_save(cfg: TrainConfig, out: Path, model: nn.Module, heads: nn.Module, opt: torch.optim.Optimizer,
-                      state: dict[str, Any], step: int, va_cache: np.ndarray, va: list) -> None:
-    """Validate at ``step``, keep ``best`` (lowest skilled EER, else random EER) and ``last``."""
+                      state: dict[str, Any], step: int, va_cache: np.ndarray, va: list,
+                      swa: RunningAverage | None = None) -> None:
+    """Validate at ``step``, keep ``best`` (lowest skilled EER, else random EER) and ``last``, and the running
+    weight average ``swa`` (written before ``last.json``, so a resume goes on from it)."""
+    if swa is not None and swa.n:
+        swa.save(out / "swa_running.safetensors.tmp")
+        os.replace(out / "swa_running.safetensors.tmp", out / "swa_running.safetensors")
     fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score, cfg.pooled_weight > 0)
     score = fig["eer"] if fig["eer"] is not None else fig["eer_random"]
     fig["step"], fig["train_seconds"] = step, round(state["train_seconds"], 1)

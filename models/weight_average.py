@@ -10,7 +10,7 @@ trajectory: a run with averaging on follows the same steps as one without.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -78,28 +78,30 @@ class RunningAverage:
         return avg
 
 
-def recompute_batchnorm(model: nn.Module, images: Sequence[np.ndarray], batch: int = 64) -> nn.Module:
-    """Measure ``model``'s BatchNorm running statistics again over ``images`` (``(H, W) float32`` each, the
-    network's input): the mean of the per-batch statistics of ``batch``-image batches (each batch counts the
-    same), in training mode without gradients; returns the model in eval mode. A model without BatchNorm
-    comes back unchanged."""
+def recompute_batchnorm(model: nn.Module, batches: Iterable[np.ndarray]) -> nn.Module:
+    """Measure ``model``'s BatchNorm running statistics again over ``batches`` (``(N, H, W) float32`` each, the
+    network's input): the mean of the per-batch statistics (each batch counts the same), in training mode
+    without gradients; returns the model in eval mode. Batches are read one at a time, so a caller can convert
+    a large image cache batch by batch. A model without BatchNorm comes back unchanged."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return model.eval()
-    if not len(images):
-        raise ValueError("recompute_batchnorm needs at least one image")
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative mean over the batches
     model.train()
+    seen = 0
     try:
         with torch.no_grad():
-            for i in range(0, len(images), batch):
-                x = torch.from_numpy(np.stack(images[i:i + batch])[:, None].astype(np.float32))
+            for batch in batches:
+                x = torch.from_numpy(np.asarray(batch, dtype=np.float32)[:, None])
                 model(x.contiguous(memory_format=torch.channels_last))
+                seen += len(x)
     finally:
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
-    log.info("BatchNorm statistics of %d layers measured again on %d images", len(norms), len(images))
+    if not seen:
+        raise ValueError("recompute_batchnorm needs at least one image")
+    log.info("BatchNorm statistics of %d layers measured again on %d images", len(norms), seen)
     return model.eval()

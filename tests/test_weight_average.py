@@ -62,12 +62,12 @@ def test_recompute_batchnorm_measures_the_images_statistics() -> None:
     net[0].running_mean.fill_(5.0)
     rng = np.random.default_rng(0)
     images = [rng.normal(2.0, 3.0, (8, 10)).astype(np.float32) for _ in range(10)]
-    out = recompute_batchnorm(net, images, batch=5)  # equal batches: each batch counts the same
+    out = recompute_batchnorm(net, (np.stack(images[i:i + 5]) for i in (0, 5)))  # equal batches count the same
     assert not out.training and net[0].momentum == 0.1  # momentum restored
     assert abs(float(net[0].running_mean[0]) - float(np.mean(images))) < 1e-4
     assert abs(float(net[0].running_var[0]) - float(np.var(images))) < 0.3
     plain = nn.Sequential(nn.Conv2d(1, 1, 1))
     weight = plain[0].weight.clone()
-    assert recompute_batchnorm(plain, images) is plain and torch.equal(plain[0].weight, weight)
+    assert recompute_batchnorm(plain, [np.stack(images)]) is plain and torch.equal(plain[0].weight, weight)
     with pytest.raises(ValueError, match="at least one image"):
         recompute_batchnorm(net, [])
