@@ -16,6 +16,7 @@ sigver's SigNet, genuine/forged classification as SigNet-F); the shipped weights
 averaging, ``models.weight_average``), and saves the average with BatchNorm statistics of its own as ``swa``.
 ``--pooled-weight W`` adds the same contrastive loss on the conv4 maps read as the shipped
 ``signet_s4x2_pool_hog`` reads them (``models.signet.PooledConv``), and selects the best checkpoint by that reading.
+``--weight-decay D`` sets AdamW's decoupled weight decay (default 1e-4, the shipped members').
 """
 from __future__ import annotations
 
@@ -185,6 +186,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--forgery-writer-share", type=float, default=0.5,
                    help="share of a batch's writers drawn from writers with skilled forgeries")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
+                   help="AdamW's decoupled weight decay (default 1e-4, the shipped members')")
     p.add_argument("--writer-weight", type=float, default=0.0)
     p.add_argument("--forgery-weight", type=float, default=0.0)
     p.add_argument("--no-augment", action="store_true")
@@ -229,12 +232,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.manifest is None:
         raise ValueError("--manifest is required for a new run")
+    if not a.weight_decay >= 0.0:
+        raise ValueError(f"--weight-decay must be >= 0, got {a.weight_decay}")
     return TrainConfig(manifest=a.manifest, out=a.out, arch=a.arch, exclude_datasets=a.exclude_datasets,
                        train_exclude_datasets=a.train_exclude_datasets, seed=a.seed, split_seed=a.split_seed,
                        val_fraction=a.val_fraction, steps=a.steps, minutes=a.minutes or 0.0,
                        batch=BatchSpec(a.batch_writers, a.genuine_per_writer, a.forged_per_writer,
                                        a.forgery_writer_share, a.synthetic_forgeries),
-                       lr=a.lr, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
+                       lr=a.lr, weight_decay=a.weight_decay, writer_weight=a.writer_weight, forgery_weight=a.forgery_weight,
                        augment=not a.no_augment, eval_every=a.eval_every, threads=a.threads,
                        init_from=a.init_from, warmup_steps=a.warmup_steps, impostors=a.impostors,
                        swa_start=a.swa_start, swa_every=a.swa_every,

@@ -97,6 +97,27 @@ def test_train_with_the_batch_hard_loss(tmp_path, capsys):
     assert load_config(tmp_path / "run").loss == "contrastive"
 
 
+def test_weight_decay_is_chosen_recorded_and_given_to_the_optimizer(tmp_path, capsys, monkeypatch):
+    manifest = write_signature_manifest(tmp_path / "data", n_writers=4, n_genuine=6, height=50)
+    seen = []
+    adamw = torch.optim.AdamW
+
+    def spy(params, **kwargs):
+        seen.append(kwargs["weight_decay"])
+        return adamw(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    common = ["--manifest", str(manifest), "--threads", "1", "--steps", "1", "--eval-every", "1",
+              "--batch-writers", "2", "--genuine-per-writer", "2", "--forged-per-writer", "1", "--val-fraction", "0.5"]
+    main([*common, "--out", str(tmp_path / "run"), "--weight-decay", "0.05",
+          "--export-to", str(tmp_path / "w.safetensors")])
+    capsys.readouterr()
+    assert seen == [0.05] and load_config(tmp_path / "run").weight_decay == 0.05
+    with pytest.raises(ValueError, match="weight-decay must be >= 0, got -0.1"):
+        main([*common, "--out", str(tmp_path / "bad"), "--weight-decay", "-0.1"])
+    assert TrainConfig(manifest="m", out="o").weight_decay == 1e-4
+
+
 def test_train_with_synthetic_forgeries(tmp_path, capsys, monkeypatch):
     import models.data
 
