@@ -43,6 +43,7 @@ from models.data import (
     Sample,
     Split,
     WriterBatchSampler,
+    iter_chunks,
     load_page_copies,
     load_preprocessed,
     make_batch,
@@ -422,7 +423,7 @@ def save_swa(cfg: TrainConfig, out: Path, swa: RunningAverage, step: int, tr_cac
         log.warning("no weights were averaged (swa_start %d >= steps %d?): no swa.safetensors", cfg.swa_start, cfg.steps)
         return
     model = swa.apply_to(build_embedder(cfg.arch).to(memory_format=torch.channels_last))
-    recompute_batchnorm(model, (tr_cache[i:i + 64].astype(np.float32) / 255.0 for i in range(0, len(tr_cache), 64)))
+    recompute_batchnorm(model, (tr_cache[c].astype(np.float32) / 255.0 for c in iter_chunks(len(tr_cache), 64)))
     fig = validate(model, va_cache, va, cfg.references_per_writer, cfg.reference_score, cfg.pooled_weight > 0)
     fig["step"] = step
     swa_card = {"start": cfg.swa_start, "every": cfg.swa_every, "snapshots": swa.n}
