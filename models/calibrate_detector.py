@@ -2,6 +2,7 @@
 
     python -m models.calibrate_detector --views 384 384f 448 448f [--weights PATH] [--write]
     python -m models.calibrate_detector --views 384 448f@1 ... --weights ENSEMBLE  # @MEMBER: ensembles
+    python -m models.calibrate_detector --floor-only --contract-pages 150 --weights PATH [--write]
 
 The detector's weights stay as they are. On the card's held-out train pages (``training.data.
 holdout_stems``, put upright as in training when ``training.config.upright``):
@@ -17,6 +18,10 @@ holdout_stems``, put upright as in training when ``training.config.upright``):
    contract_scores``, ``--contract-kind``, ``--contract-seed``) without any region, so that a threshold
    the few held-out pages set high does not make the pipeline report signers missing on plain contracts
    (the holdout figures are then scored at the lowered threshold).
+
+``--floor-only`` does step 4 alone on the card's own views, box scale and threshold: for a detector
+trained on every train page (``train_detector --holdout-fraction 0``), whose settings come from its twin
+trained with held-out pages (``train_detector --export --settings-from``).
 
 Prints the holdout figures as JSON; ``--write`` stores views, fusion IoU, box scale, threshold, the
 holdout figures and this calibration in the card beside the weights (the validation figures must then
@@ -97,6 +102,20 @@ def contract_floor(best_scores: Sequence[float], max_missed: int) -> float:
     return max(0.05, float(np.floor(kth * 100 + 1e-9)) / 100)
 
 
+def floor_only(model: Any, card: dict[str, Any], contracts: dict[str, Any]) -> dict[str, Any]:
+    """The card's own views, box scale and threshold, the threshold capped by the contract floor (see the
+    module docstring): for a detector that has no held-out pages to fit the rest on (trained on every
+    train page, its settings taken from its twin: ``train_detector --settings-from``)."""
+    threshold = float(card["score_threshold"])
+    best = [b for b, _ in contract_scores(model, card, contracts["kind"], contracts["pages"], contracts["seed"])]
+    limit = contract_floor(best, contracts["max_missed"])
+    capped = min(threshold, limit)
+    return {"score_threshold": capped,
+            "contract_floor": {**contracts, "floor": limit, "card_threshold": threshold,
+                               "missed_at_card_threshold": sum(b < threshold for b in best),
+                               "missed_at_threshold": sum(b < capped for b in best)}}
+
+
 def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray, list[Box]]], views: list,
               fusion_iou: float = DEFAULT_FUSION_IOU, batch_size: int = 8,
               contracts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -126,7 +145,10 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--views", nargs="+", required=True, help="SIZE or SIZEf (mirrored), e.g. 384 384f 448 448f; SIZE[f]@MEMBER for an ensemble's members")
+    p.add_argument("--floor-only", action="store_true",
+                   help="keep the card's views, box scale and threshold, only cap the threshold by the contract "
+                        "floor (for a detector without held-out pages); needs --contract-pages")
+    p.add_argument("--views", nargs="+", default=None, help="SIZE or SIZEf (mirrored), e.g. 384 384f 448 448f; SIZE[f]@MEMBER for an ensemble's members")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH)
     p.add_argument("--fusion-iou", type=float, default=DEFAULT_FUSION_IOU)
     p.add_argument("--train", type=Path, default=None, help="detection train split (default: ../shared/data/detection/train)")
@@ -139,15 +161,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="store the calibration in the card beside the weights")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.floor_only == (a.views is not None):
+        p.error("give --views (a full calibration on the held-out pages) or --floor-only, not both or neither")
     try:
-        views = [parse_view(v) for v in a.views]
+        views = [parse_view(v) for v in a.views or []]
     except ValueError as e:
         p.error(str(e))
     if a.contract_pages < 0 or a.max_missed < 0:
         p.error(f"--contract-pages and --max-missed must be >= 0, got {a.contract_pages} and {a.max_missed}")
+    if a.floor_only and not a.contract_pages:
+        p.error("--floor-only caps the threshold by the contract floor: give --contract-pages N")
     contracts = ({"pages": a.contract_pages, "seed": a.contract_seed, "kind": a.contract_kind,
                   "max_missed": a.max_missed} if a.contract_pages else None)
     model, card = load_detector(a.weights)
+    if a.floor_only:
+        assert contracts is not None
+        log.info("capping %s's threshold %s by the contract floor", card["model_version"], card["score_threshold"])
+        result = floor_only(model, card, contracts)
+        print(json.dumps(result, indent=1))
+        if a.write:
+            previous = {k: card.get(k) for k in ("score_threshold", "validation") if k in card}
+            card["score_threshold"] = result["score_threshold"]
+            card["calibration"] = {
+                "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
+                "rule": "views, fusion IoU and box scale as the card had them; score_threshold: the card's, capped "
+                        f"by the contract floor (at most {a.max_missed} of {a.contract_pages} synthetic "
+                        f"{a.contract_kind} contracts of seed {a.contract_seed} without a region)",
+                "contract_floor": result["contract_floor"], "before": previous}
+            card.pop("validation", None)  # measured at another threshold: re-measure with models.evaluate detection
+            log.info("wrote the capped threshold into %s; re-measure the validation figures", write_card(a.weights, card))
+        return 0
     pages = holdout_pages(card, a.train or shared_data_dir() / "detection" / "train")
     log.info("calibrating %s views %s on %d held-out train pages", card["model_version"], a.views, len(pages))
     result = calibrate(model, card, pages, views, a.fusion_iou, contracts=contracts)

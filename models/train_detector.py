@@ -2,9 +2,12 @@
 
     python -m models.train_detector --out runs/detector [--minutes N] [--steps N] [--seed S] [--resume]
     python -m models.train_detector --out runs/detector --export      # best checkpoint -> models/weights
+    python -m models.train_detector --out runs/all --holdout-fraction 0 ...   # every train page, then:
+    python -m models.train_detector --out runs/all --export --checkpoint last --settings-from TWIN.json
 
 Data: ``detection/train`` real pages (a seeded ``--holdout-fraction`` of them held out for model
-selection and the score threshold) plus ``--synthetic`` synthetic contract pages signed with genuine
+selection and the score threshold; with 0 none is, and the test-time settings come from the card of a
+twin run that held pages out) plus ``--synthetic`` synthetic contract pages signed with genuine
 signatures of SigNet's training writers only. Every batch is augmented (``augment_page``: quarter
 turns, flips, zoom over ``--zoom``, tilt, contrast, noise); ``--mosaic P`` makes that share of the batch
 YOLO mosaics of four augmented pages (``mosaic_page``); ``--copy-paste P`` first pastes 1-2 labelled
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -298,22 +302,27 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
         done = progress >= 1.0
         if step != evaluated and (step % cfg.eval_every == 0 or done):
             evaluated = step
-            if ema is not None:
-                scored.load_state_dict(ema.state)
-            preds = _predict(scored, holdout, cfg)
-            s = detection_scores(preds, holdout_truth, 0.5, 0.3)
-            thr, f1 = best_threshold(preds, holdout_truth)
-            row = {"step": step, "minutes": round(elapsed / 60, 2), "holdout_ap50": round(s.ap, 4),
-                   "holdout_f1_at_0.3": round(s.f1, 4), "holdout_best_f1": round(f1, 4), "best_threshold": thr}
+            row: dict[str, Any] = {"step": step, "minutes": round(elapsed / 60, 2)}
+            ap = None
+            if holdout:  # without held-out pages (--holdout-fraction 0) only the last checkpoint is kept
+                if ema is not None:
+                    scored.load_state_dict(ema.state)
+                preds = _predict(scored, holdout, cfg)
+                s = detection_scores(preds, holdout_truth, 0.5, 0.3)
+                thr, f1 = best_threshold(preds, holdout_truth)
+                ap = s.ap
+                row.update({"holdout_ap50": round(s.ap, 4), "holdout_f1_at_0.3": round(s.f1, 4),
+                            "holdout_best_f1": round(f1, 4), "best_threshold": thr})
             logf.write(json.dumps(row) + "\n")
             logf.flush()
             log.info("eval %s", row)
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                     "best_ap": float(max(best_ap, s.ap)), "arch": cfg.arch, "time_led_steps": time_led_steps}
+                     "best_ap": float(best_ap if ap is None else max(best_ap, ap)), "arch": cfg.arch,
+                     "time_led_steps": time_led_steps}
             if ema is not None:  # the EMA is what was scored here, so export takes it
                 state.update(ema=ema.state, ema_updates=ema.updates)
-            if s.ap > best_ap:
-                best_ap = s.ap
+            if ap is not None and ap > best_ap:
+                best_ap = ap
                 torch.save(state, cfg.out / "best.pt")
             torch.save(state, last)
         if done:
@@ -337,17 +346,40 @@ def train(cfg: TrainConfig, resume: bool) -> Path:
             log.info("step %d lr %.2e loss %.4f (heat %.4f, giou %.4f) %.2f s/step", step, lr, loss.item(),
                      l_heat.item(), l_box.item(), (time.perf_counter() - start) / max(step, 1))
     logf.close()
-    return cfg.out / "best.pt"
+    return cfg.out / ("best.pt" if holdout else "last.pt")
 
 
 CHECKPOINTS = ("best", "last")
 
 
-def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[str, Any]:
+SETTINGS = ("views", "fusion_iou", "box_scale", "score_threshold")  # test-time settings fitted on held-out pages
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def twin_settings(card: dict[str, Any], source: str) -> dict[str, Any]:
+    """The test-time settings (``SETTINGS``; ``score_threshold`` at least) of ``card``, the card of a twin
+    detector trained with held-out pages, for a detector trained without any (``--holdout-fraction 0``)."""
+    if "score_threshold" not in card:
+        raise ValueError(f"{source} holds no score_threshold to take")
+    return {k: card[k] for k in SETTINGS if k in card}
+
+
+def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best",
+           settings_from: Path | None = None) -> dict[str, Any]:
     """A checkpoint (``best``: the holdout's choice, or ``last``) -> ``weights`` + card: threshold chosen
-    on the train holdout, then valid scored."""
+    on the train holdout, then valid scored. A run without held-out pages takes its test-time settings
+    from ``settings_from``, the card of its twin trained with a holdout (only ``last`` exists then)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+    held_out = float(json.loads((cfg.out / "config.json").read_text())["holdout_fraction"]) > 0
+    if held_out and settings_from is not None:
+        raise ValueError(f"{cfg.out} held train pages out: its settings are fitted on them, not taken from {settings_from}")
+    if not held_out and (settings_from is None or checkpoint != "last"):
+        raise ValueError(f"{cfg.out} trained on every train page (--holdout-fraction 0): export --checkpoint last "
+                         "with --settings-from CARD, the card of its twin trained with held-out pages")
     torch.set_num_threads(cfg.threads)
     ck = torch.load(cfg.out / f"{checkpoint}.pt", map_location="cpu", weights_only=True)
     conf = json.loads((cfg.out / "config.json").read_text())
@@ -362,11 +394,17 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[st
                               letters=float(conf.get("letters", 0.0)))
     pages, holdout, _, _ = _data(cfg)
     truth = [b for _, b in holdout]
-    preds = _predict(model, holdout, cfg)
-    model.eval()
-    threshold, _ = best_threshold(preds, truth)
+    if settings_from is None:
+        preds = _predict(model, holdout, cfg)
+        model.eval()
+        threshold, _ = best_threshold(preds, truth)
+    else:
+        twin = json.loads(settings_from.read_text())
+        taken = twin_settings(twin, str(settings_from))
+        threshold = float(taken["score_threshold"])
     card: dict[str, Any] = {
-        "arch": conf["arch"], "model_version": f"detector-{conf['arch']}-s{conf['seed']}{'-ft' if conf.get('init_from') else ''}-step{ck['step']}",
+        "arch": conf["arch"], "model_version": f"detector-{conf['arch']}-s{conf['seed']}{'-ft' if conf.get('init_from') else ''}"
+                         f"{'' if held_out else '-allpages'}-step{ck['step']}",
         "input_size": int(conf["input_size"]), "output_stride": OUTPUT_STRIDE, "preprocessing": "stretch",
         "score_threshold": threshold, "nms_iou": 0.5, "max_boxes": 20,
         "decode": "3x3 heatmap peaks, ltrb box distances, greedy NMS",
@@ -378,7 +416,7 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[st
                    + (" The real training pages were put upright first (transforms.orientation: the export's "
                       "quarter turns and tilts undone, tilt-inflated boxes shrunk back)." if cfg.upright else "")),
         "threshold_rule": "max F1 at IoU>=0.5 on the held-out train pages (0.05..0.95 by 0.01)",
-        "holdout": score_predictions(preds, truth, threshold),
+        "holdout": score_predictions(preds, truth, threshold) if settings_from is None else None,
         "training": {"seed": conf["seed"], "command": conf["command"], "steps": int(ck["step"]),
                      "minutes": round(float(ck["elapsed"]) / 60, 1), "config": conf, "data": info,
                      **({"schedule": schedule_record(int(ck["time_led_steps"]), int(ck["step"]))}
@@ -386,6 +424,13 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best") -> dict[st
                      "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                                  f"{conf['threads']} threads on {os.cpu_count()} shared CPU cores, no GPU"},
     }
+    if settings_from is not None:
+        card.update(taken)
+        card["threshold_rule"] = (f"trained on every train page, so the test-time settings ({', '.join(taken)}) "
+                                  "are its twin's, fitted on the twin's held-out train pages")
+        card["settings_from"] = {"card": str(settings_from), "model_version": twin.get("model_version"),
+                                 "weights_sha256": _sha256(settings_from.with_suffix(".safetensors")),
+                                 "twin_holdout": twin.get("holdout")}
     valid = shared_data_dir() / "detection/valid"
     if valid.is_dir():
         p, t, seconds = predict_folder(model, card, yolo_pairs(valid / "images", valid / "labels"))
@@ -435,11 +480,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
     p.add_argument("--stream-seed", type=int, default=None,
                    help="seed of the batches' random stream and of torch (default: --seed); --seed alone also "
                         "sets the holdout split and the synthetic pages, which this leaves as they are")
+    p.add_argument("--holdout-fraction", type=float, default=TrainConfig.holdout_fraction,
+                   help="share of the real train pages held out for checkpoint choice and calibration; 0 trains "
+                        "on every page (only the last checkpoint; export then needs --settings-from)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--export", action="store_true", help="export --out/best.pt (or --checkpoint) instead of training")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
                    help="with --export: the holdout-best checkpoint or the last (annealed) one")
     p.add_argument("--weights", type=Path, default=DEFAULT_DETECTOR_PATH, help="export destination")
+    p.add_argument("--settings-from", type=Path, default=None,
+                   help="with --export of a run without held-out pages: the card of its twin trained with them, "
+                        "whose views, fusion IoU, box scale and score threshold the export takes")
     a = p.parse_args(argv)
     for name, value, lo in (("steps", a.steps, 1), ("batch", a.batch, 1), ("eval-every", a.eval_every, 1),
                             ("threads", a.threads, 1), ("synthetic", a.synthetic, 0), ("warmup", a.warmup, 1)):
@@ -450,6 +501,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                         ("mosaic", a.mosaic), ("copy-paste", a.copy_paste)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{name} must be a share in [0, 1], got {value}")
+    if not 0.0 <= a.holdout_fraction < 1.0:
+        raise ValueError(f"--holdout-fraction must be in [0, 1), got {a.holdout_fraction}")
     if a.giou_weight < 0:
         raise ValueError(f"--giou-weight must be >= 0, got {a.giou_weight}")
     if not (a.ema == 0.0 or 0.0 < a.ema < 1.0):
@@ -464,7 +517,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namesp
                       synthetic_fraction=a.synthetic_fraction, ema=a.ema, handwritten_marks=a.handwritten_marks,
                       letters=a.letters, zoom=(a.zoom[0], a.zoom[1]), mosaic=a.mosaic,
                       copy_paste=a.copy_paste, stream_seed=a.stream_seed,
-                      giou_weight=a.giou_weight)
+                      giou_weight=a.giou_weight, holdout_fraction=a.holdout_fraction)
     return cfg, a
 
 
@@ -472,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, a = parse_args(argv)
     if a.export:
-        card = export(cfg, a.weights, a.checkpoint)
+        card = export(cfg, a.weights, a.checkpoint, a.settings_from)
         print(json.dumps({k: card[k] for k in ("model_version", "score_threshold", "holdout", "validation")
                           if k in card}, indent=2))
     else:

@@ -87,3 +87,30 @@ def test_calibrate_caps_the_threshold_by_the_contract_floor(monkeypatch) -> None
     loose = calibrate(None, card, pages, [[384, False]],
                       contracts={"pages": 4, "seed": 2, "kind": "scanned", "max_missed": 4})
     assert loose["score_threshold"] == plain["score_threshold"]  # a floor above the best-F1 threshold leaves it
+
+
+def test_floor_only_keeps_the_card_s_settings_and_caps_its_threshold(monkeypatch) -> None:
+    from models.calibrate_detector import floor_only
+
+    seen = {}
+
+    def contracts(model, card, kind, n, seed):
+        seen.update(card=card, kind=kind, n=n, seed=seed)
+        return [(0.45, 0.45), (0.8, 0.8), (0.3, 0.0), (0.2, 0.2)]
+
+    monkeypatch.setattr(calibrate_detector, "contract_scores", contracts)
+    card = {"score_threshold": 0.5, "views": [[320, False], [384, True]], "box_scale": [0.99, 0.9]}
+    out = floor_only(None, card, {"pages": 4, "seed": 2, "kind": "scanned", "max_missed": 1})
+    assert seen == {"card": card, "kind": "scanned", "n": 4, "seed": 2}  # the card's own views and box scale
+    assert out["score_threshold"] == 0.3 and out["contract_floor"]["floor"] == 0.3
+    assert out["contract_floor"]["missed_at_card_threshold"] == 3 and out["contract_floor"]["missed_at_threshold"] == 1
+    assert floor_only(None, card, {"pages": 4, "seed": 2, "kind": "scanned", "max_missed": 3})["score_threshold"] == 0.5
+
+
+def test_main_floor_only_needs_contract_pages_and_no_views() -> None:
+    with pytest.raises(SystemExit):
+        calibrate_detector.main(["--floor-only"])
+    with pytest.raises(SystemExit):
+        calibrate_detector.main(["--floor-only", "--contract-pages", "5", "--views", "384"])
+    with pytest.raises(SystemExit):
+        calibrate_detector.main([])

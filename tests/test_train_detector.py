@@ -188,3 +188,73 @@ def test_make_batch_mosaic_keeps_shapes_and_off_leaves_the_stream_alone() -> Non
         rng.integers(1)  # the page draw (no synthetic pool: no pool draw)
         manual.append(augment_page(page, pages[0][1], rng, plain.quarter_turns)[0])
     assert np.array_equal(a[0][:, 0].numpy(), np.stack(manual).astype(np.float32) / 255.0)
+
+
+def test_parse_args_holdout_fraction() -> None:
+    assert parse_args(["--out", "x"])[0].holdout_fraction == TrainConfig.holdout_fraction
+    assert parse_args(["--out", "x", "--holdout-fraction", "0"])[0].holdout_fraction == 0.0
+    for bad in ("1", "-0.1"):
+        with pytest.raises(ValueError, match=f"--holdout-fraction must be in \\[0, 1\\), got {bad}"):
+            parse_args(["--out", "x", "--holdout-fraction", bad])
+
+
+def _tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holdout: list) -> TrainConfig:
+    """Two training steps of centernet_m on one blank 64-px page with one box (no shared data)."""
+    import models.train_detector as td
+
+    page = (np.full((64, 64), 255, np.uint8), [Box(0.2, 0.4, 0.6, 0.55)])
+    monkeypatch.setattr(td, "_data", lambda cfg: ([page], holdout, [], {"train_pages": 1}))
+    monkeypatch.setattr(td.sys, "argv", ["train_detector"])
+    cfg = TrainConfig(out=tmp_path / "run", input_size=64, batch=2, steps=2, eval_every=1, warmup=1,
+                      synthetic=0, synthetic_fraction=0.0, threads=1, holdout_fraction=0.0 if not holdout else 0.5)
+    td.train(cfg, resume=False)
+    return cfg
+
+
+def test_training_without_held_out_pages_keeps_only_the_last_checkpoint(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    cfg = _tiny_run(tmp_path, monkeypatch, [])
+    assert (cfg.out / "last.pt").is_file() and not (cfg.out / "best.pt").exists()
+    rows = [json.loads(line) for line in (cfg.out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and not any("holdout_ap50" in r for r in rows)
+    assert torch.load(cfg.out / "last.pt", weights_only=True)["step"] == 2
+    with pytest.raises(ValueError, match="--settings-from CARD"):  # no holdout to fit a threshold on
+        export(cfg, tmp_path / "w.safetensors", "last")
+    twin = tmp_path / "twin.json"
+    twin.write_text(json.dumps({"model_version": "twin-v1", "score_threshold": 0.34, "box_scale": [0.99, 0.9],
+                                "views": [[64, False], [64, True]], "fusion_iou": 0.55, "holdout": {"f1": 0.8}}))
+    with pytest.raises(ValueError, match="--settings-from CARD"):  # only the last checkpoint exists
+        export(cfg, tmp_path / "w.safetensors", "best", twin)
+    monkeypatch.setattr("models.train_detector.shared_data_dir", lambda: tmp_path / "no_shared")  # no valid
+    card = export(cfg, tmp_path / "w.safetensors", "last", twin)
+    assert card["score_threshold"] == 0.34 and card["box_scale"] == [0.99, 0.9] and card["fusion_iou"] == 0.55
+    assert card["views"] == [[64, False], [64, True]] and card["holdout"] is None
+    assert card["model_version"] == "detector-centernet_m-s0-allpages-step2"
+    assert card["settings_from"]["model_version"] == "twin-v1" and card["settings_from"]["weights_sha256"] is None
+    assert "twin" in card["threshold_rule"] and "validation" not in card
+    saved = json.loads((tmp_path / "w.json").read_text())
+    assert saved["score_threshold"] == 0.34 and saved["views"] == card["views"]
+
+
+def test_export_of_a_run_with_held_out_pages_fits_its_own_settings(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    held = [(np.full((64, 64), 255, np.uint8), [Box(0.3, 0.3, 0.7, 0.5)])]
+    cfg = _tiny_run(tmp_path, monkeypatch, held)
+    assert (cfg.out / "best.pt").is_file() and "holdout_ap50" in (cfg.out / "log.jsonl").read_text()
+    twin = tmp_path / "twin.json"
+    twin.write_text(json.dumps({"score_threshold": 0.34}))
+    with pytest.raises(ValueError, match="fitted on them"):
+        export(cfg, tmp_path / "w.safetensors", "last", twin)
+
+
+def test_twin_settings_takes_the_test_time_settings_and_needs_a_threshold() -> None:
+    from models.train_detector import twin_settings
+
+    card = {"score_threshold": 0.3, "box_scale": [1.0, 0.9], "arch": "centernet_m", "holdout": {}}
+    assert twin_settings(card, "c.json") == {"score_threshold": 0.3, "box_scale": [1.0, 0.9]}
+    with pytest.raises(ValueError, match="c.json holds no score_threshold"):
+        twin_settings({"views": [[384, False]]}, "c.json")
