@@ -67,7 +67,8 @@ def model_versions(config: AuditConfig) -> str:
     """The versions of every model a run uses, as one comparable string (resolved config)."""
     detector = load_card(config.detector_weights)["model_version"] if config.detector == "model" else CLASSICAL
     cleaner = load_card(config.cleaner_weights)["model_version"] if config.clean else "none"
-    return f"detector={detector};cleaner={cleaner};embedder={load_card(config.weights)['model_version']}"
+    versions = f"detector={detector};cleaner={cleaner};embedder={load_card(config.weights)['model_version']}"
+    return versions + (f";colour_dropout={config.colour_dropout}" if config.colour_dropout != "none" else "")
 
 
 def _by_path(element):
@@ -117,7 +118,8 @@ def build_audit(p: beam.Pipeline, config: AuditConfig, expected: Mapping[str, tu
                                threads=config.model_threads)
 
     read = p | "ReadDocuments" >> ReadDocuments(config.inputs, skip=skip)
-    rendered = read["documents"] | "RenderPages" >> RenderPages(config.dpi, config.max_pages, config.max_pixels)
+    rendered = read["documents"] | "RenderPages" >> RenderPages(config.dpi, config.max_pages, config.max_pixels,
+                                                             config.colour_dropout)
     found = rendered["pages"] | "FindSignatures" >> _find_signatures(config)
     regions = found["regions"]
     if config.clean:

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from transforms.dropout import DROPOUT_COLOURS
+
 DEFAULT_DPI = 200
 DEFAULT_MAX_PAGES = 500
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -39,6 +41,7 @@ class AuditConfig:
     skip_processed: bool = False
     review: bool = True  # write the auditor's static review page after a successful run
     model_threads: int = 0  # torch threads per worker process for inference; 0 = torch's default
+    colour_dropout: str = "none"  # colour taken out of the pages as they are turned gray (transforms.dropout)
 
     def __post_init__(self) -> None:
         if not 50 <= self.dpi <= 600:
@@ -53,6 +56,8 @@ class AuditConfig:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if not 0 <= self.model_threads <= 256:
             raise ValueError(f"model_threads must be 0..256, got {self.model_threads}")
+        if self.colour_dropout not in DROPOUT_COLOURS:
+            raise ValueError(f"colour_dropout must be one of {DROPOUT_COLOURS}, got {self.colour_dropout!r}")
         if not 1 <= self.batch_size <= 1024:
             raise ValueError(f"batch_size must be 1..1024, got {self.batch_size}")
         try:
@@ -88,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dpi", type=int, default=DEFAULT_DPI, help="page rendering resolution (50..600)")
     parser.add_argument("--max_pages", type=int, default=DEFAULT_MAX_PAGES,
                         help="documents with more pages fail with error_kind too_many_pages")
+    parser.add_argument("--colour_dropout", choices=DROPOUT_COLOURS, default="none",
+                        help="render pages in colour and take this colour's ink out as they are turned gray: "
+                             "'red' drops red seals and stamps over signatures (and a signature written in red)")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="pixel budget of one rendered page: larger pages render at a lower DPI")
     parser.add_argument("--detector", choices=DETECTORS, default="auto",

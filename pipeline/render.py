@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 from pipeline.elements import DocumentFile, DocumentStatus, ErrorRecord, PageImage, PageTask
 from pipeline.read import document_id
 from transforms import pdf
+from transforms.dropout import DROPOUT_COLOURS
 
 LOGGER = logging.getLogger(__name__)
 STAGE = "RenderPages"
@@ -95,9 +96,10 @@ class _RenderPage(beam.DoFn):
 
     CACHE_SIZE = 2
 
-    def __init__(self, dpi: int, max_pixels: int) -> None:
+    def __init__(self, dpi: int, max_pixels: int, dropout: str = "none") -> None:
         self._dpi = dpi
         self._max_pixels = max_pixels
+        self._dropout = dropout
         self._pages = Metrics.counter("sigaudit", "pages")
         self._failed = Metrics.counter("sigaudit", "pages_failed")
         self._cache: OrderedDict = OrderedDict()
@@ -129,7 +131,7 @@ class _RenderPage(beam.DoFn):
         page = task.page_index + 1
         try:
             rendered = pdf.render_page(self._document(task), task.page_index, dpi=self._dpi,
-                                       max_pixels=self._max_pixels)
+                                       max_pixels=self._max_pixels, dropout=self._dropout)
         except pdf.DocumentError as exc:
             kind, message = exc.kind, str(exc)
         except FileChangedError as exc:
@@ -149,11 +151,14 @@ class _RenderPage(beam.DoFn):
 
 
 class RenderPages(beam.PTransform):
-    """``(DocumentFile, bytes)`` -> ``PageImage`` per page, plus ``statuses`` and ``errors`` outputs."""
+    """``(DocumentFile, bytes)`` -> ``PageImage`` per page, plus ``statuses`` and ``errors`` outputs;
+    ``dropout``: the colour taken out of the pages as they are turned gray (``transforms.dropout``)."""
 
-    def __init__(self, dpi: int, max_pages: int, max_pixels: int) -> None:
+    def __init__(self, dpi: int, max_pages: int, max_pixels: int, dropout: str = "none") -> None:
         super().__init__()
-        self._dpi, self._max_pages, self._max_pixels = dpi, max_pages, max_pixels
+        if dropout not in DROPOUT_COLOURS:
+            raise ValueError(f"dropout must be one of {DROPOUT_COLOURS}, got {dropout!r}")
+        self._dpi, self._max_pages, self._max_pixels, self._dropout = dpi, max_pages, max_pixels, dropout
 
     def expand(self, documents: beam.PCollection) -> dict[str, beam.PCollection]:
         inspected = documents | "Inspect" >> beam.ParDo(_InspectDocument(self._max_pages)).with_outputs(
@@ -161,7 +166,7 @@ class RenderPages(beam.PTransform):
         rendered = (
             inspected.tasks
             | "SpreadPages" >> beam.Reshuffle()
-            | "Render" >> beam.ParDo(_RenderPage(self._dpi, self._max_pixels)).with_outputs(ERRORS, main="pages")
+            | "Render" >> beam.ParDo(_RenderPage(self._dpi, self._max_pixels, self._dropout)).with_outputs(ERRORS, main="pages")
         )
         errors = (inspected[ERRORS], rendered[ERRORS]) | "MergeErrors" >> beam.Flatten()
         return {"pages": rendered.pages, "statuses": inspected[STATUSES], "errors": errors}

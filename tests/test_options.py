@@ -41,3 +41,18 @@ def test_help_explains_every_flag_with_default():
                  "--device", "--weights", "--batch_size"):
         assert flag in text
     assert "(default: 200)" in text and "(default: 500)" in text
+
+
+def test_colour_dropout_is_chosen_checked_and_part_of_the_run_s_versions():
+    from pipeline.audit import model_versions, resolve_models
+
+    assert parse_args([])[0].colour_dropout == "none"
+    config = parse_args(["--colour_dropout", "red"])[0]
+    assert config.colour_dropout == "red"
+    with pytest.raises(SystemExit):
+        parse_args(["--colour_dropout", "blue"])
+    with pytest.raises(ValueError, match="colour_dropout must be one of \\('none', 'red'\\), got 'blue'"):
+        AuditConfig(colour_dropout="blue")
+    plain = model_versions(resolve_models(AuditConfig()))
+    assert "colour_dropout" not in plain  # earlier runs' rows still match for --skip_processed
+    assert model_versions(resolve_models(config)) == plain + ";colour_dropout=red"

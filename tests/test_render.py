@@ -49,3 +49,24 @@ def test_progress_line_every_interval():
     assert progress.page_done("b.pdf") == "progress: 2 pages of 2 documents rendered, 0.20 pages/s"
     now[0] = 12.0
     assert progress.page_done("b.pdf") is None
+
+
+def test_colour_dropout_takes_a_red_seal_out_of_the_rendered_page(tmp_path):
+    import numpy as np
+    import pymupdf
+    import pytest
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=200)
+    page.draw_circle((150, 100), 60, color=(0.85, 0.1, 0.15), width=6)  # a red seal, nothing else
+    element = _file(tmp_path, "sealed.pdf", doc.tobytes())
+    with local_pipeline() as p:
+        created = p | beam.Create([element])
+        plain = created | "Plain" >> RenderPages(dpi=72, max_pages=10, max_pixels=4_000_000)
+        dropped = created | "Dropped" >> RenderPages(dpi=72, max_pages=10, max_pixels=4_000_000, dropout="red")
+        assert_that(plain["pages"] | "PlainInk" >> beam.Map(lambda pg: bool((pg.image < 128).any())),
+                    equal_to([True]), label="plain")
+        assert_that(dropped["pages"] | "DroppedInk" >> beam.Map(lambda pg: int(np.min(pg.image)) > 220),  # faint antialiased rims at most
+                    equal_to([True]), label="dropped")
+    with pytest.raises(ValueError, match="dropout must be one of"):
+        RenderPages(dpi=72, max_pages=10, max_pixels=4_000_000, dropout="blue")

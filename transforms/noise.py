@@ -229,6 +229,24 @@ def scan_artifacts(img: np.ndarray, rng: np.random.Generator, *, rotate: bool = 
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
+
+def add_colour_stamp(img: np.ndarray, rng: np.random.Generator,
+                     ink: tuple[int, int, int] | None = None) -> np.ndarray:
+    """:func:`add_stamp`'s seal in coloured ink over a gray image, as a colour scan holds it: ``(H, W, 3)
+    uint8`` RGB. The seal's coverage is set so that its luminance is the gray seal's; ``ink`` is its RGB
+    colour at full cover (default: a stamp-pad red drawn from R 190-235, G 20-70, B 30-80)."""
+    _check(img)
+    if ink is None:
+        ink = (int(rng.uniform(190, 235)), int(rng.uniform(20, 70)), int(rng.uniform(30, 80)))
+    colour = np.asarray(ink, np.float32)
+    luma = float(colour @ np.asarray((0.299, 0.587, 0.114), np.float32))
+    if luma >= 250.0:
+        raise ValueError(f"ink {ink} is too light to stamp with")
+    seal = add_stamp(np.full_like(img, 255), rng).astype(np.float32)
+    cover = np.clip((255.0 - seal) / (255.0 - luma), 0.0, 1.0)[..., None]
+    layer = 255.0 - cover * (255.0 - colour)  # the seal on white paper, RGB
+    return np.clip(img.astype(np.float32)[..., None] * layer / 255.0, 0, 255).astype(np.uint8)
+
 _APPLY = {"stamp": add_stamp, "text": add_printed_text, "line": add_ruled_line, "box": add_form_box,
           "strokes": add_stray_strokes, "scan": scan_artifacts}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pymupdf
 
+from transforms.dropout import DROPOUT_COLOURS, to_gray
 from transforms.pdf_streams import StreamTooLarge, decoded_size
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,14 @@ def _words(page: pymupdf.Page) -> list[Word]:
     return words
 
 
+def pixmap_rgb(pix: pymupdf.Pixmap) -> np.ndarray:
+    """A three-channel pixmap's samples as an ``(H, W, 3) uint8`` RGB array of its own (stride honoured)."""
+    if pix.n != 3:
+        raise ValueError(f"expected a three-channel RGB pixmap, got {pix.n} channels")
+    rows = np.frombuffer(pix.samples_mv, np.uint8).reshape(pix.height, pix.stride)  # a view, copied below
+    return rows[:, :pix.width * 3].reshape(pix.height, pix.width, 3).copy()
+
+
 def pixmap_gray(pix: pymupdf.Pixmap) -> np.ndarray:
     """A one-channel pixmap's samples as an ``(H, W) uint8`` array of its own (rows may be padded: stride honoured)."""
     if pix.n != 1:
@@ -205,9 +214,10 @@ def pixmap_gray(pix: pymupdf.Pixmap) -> np.ndarray:
 
 
 def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: int = 40_000_000,
-                min_dpi: int = 50, max_content_bytes: int = 64 << 20) -> RenderedPage:
+                min_dpi: int = 50, max_content_bytes: int = 64 << 20, dropout: str = "none") -> RenderedPage:
     """Render page ``index`` (0-based) of ``doc`` to gray at ``dpi``, lowered down to ``min_dpi`` to fit
-    ``max_pixels``; with its text-layer words.
+    ``max_pixels``; with its text-layer words. ``dropout``: ``none`` (MuPDF's gray rendering) or ``red``
+    (rendered in colour, then ``transforms.dropout.to_gray``: red seals and stamps taken out).
 
     Raises :class:`DocumentError` with kind ``corrupt`` (the page cannot be loaded), ``content_too_large``
     (checked before rendering), ``page_too_large`` or ``render_failed``; ``ValueError`` for bad arguments.
@@ -220,6 +230,8 @@ def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: i
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     if max_content_bytes < 1:
         raise ValueError(f"max_content_bytes must be >= 1, got {max_content_bytes}")
+    if dropout not in DROPOUT_COLOURS:
+        raise ValueError(f"dropout must be one of {DROPOUT_COLOURS}, got {dropout!r}")
     count = doc.page_count
     if not 0 <= index < count:
         raise ValueError(f"index must be 0..{count - 1}, got {index}")
@@ -241,8 +253,10 @@ def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: i
         logger.info("page %d is %.0fx%.0f pt: rendering at %d dpi instead of %d to stay under %d pixels",
                     number, width_pt, height_pt, used, dpi, max_pixels)
     try:
-        pix = page.get_pixmap(dpi=used, colorspace=pymupdf.csGRAY, alpha=False)
-        image = pixmap_gray(pix)
+        if dropout == "none":
+            image = pixmap_gray(page.get_pixmap(dpi=used, colorspace=pymupdf.csGRAY, alpha=False))
+        else:
+            image = to_gray(pixmap_rgb(page.get_pixmap(dpi=used, colorspace=pymupdf.csRGB, alpha=False)), dropout)
         words = _words(page)
     except Exception as exc:  # MuPDF's own error types
         raise DocumentError("render_failed", _with_warnings(f"page {number}: rendering failed: {exc}"),
@@ -254,12 +268,12 @@ def render_page(doc: pymupdf.Document, index: int, dpi: int = 200, max_pixels: i
 
 
 def iter_pages(data: bytes, dpi: int = 200, max_pages: int = 500, max_pixels: int = 40_000_000,
-               min_dpi: int = 50, max_content_bytes: int = 64 << 20) -> Iterator[RenderedPage]:
+               min_dpi: int = 50, max_content_bytes: int = 64 << 20, dropout: str = "none") -> Iterator[RenderedPage]:
     """Every page of PDF ``data`` rendered by :func:`render_page`; the first :class:`DocumentError` propagates."""
     _check_dpi("dpi", dpi)
     doc = open_pdf(data, max_pages)
     try:
         for index in range(doc.page_count):
-            yield render_page(doc, index, dpi, max_pixels, min_dpi, max_content_bytes)
+            yield render_page(doc, index, dpi, max_pixels, min_dpi, max_content_bytes, dropout)
     finally:
         doc.close()
