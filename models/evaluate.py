@@ -10,9 +10,11 @@ references and every other image of that writer is a query. "Writer" here is the
 several names (cross_media_chinese), so that references and queries show the same signature. A writer with K or fewer genuine images
 keeps all but one as references (logged, counted in ``n_writers_fewer_references``). A query's score
 is ``writer_distances`` with the model card's ``reference_score`` rule (distance to the mean of the
-references, or to the nearest one), as in the pipeline. ``--on-pages digital|scanned`` scores the
-queries after a round trip through a synthetic contract page, the detector and the pipeline's crop
-(``models.evaluate_pages``); ``--noisy-queries`` adds document noise to the image files instead.
+references, or to the nearest one), as in the pipeline. ``--on-pages digital|scanned|scanned_red``
+scores the queries after a round trip through a synthetic contract page, the detector and the
+pipeline's crop (``models.evaluate_pages``; ``scanned_red``: a colour scan with a red seal, rendered
+with ``--colour-dropout`` as the pipeline's ``--colour_dropout``); ``--noisy-queries`` adds document
+noise to the image files instead.
 
 How sure a figure is: ``eer_ci95`` resamples the signers (``metrics.signer_bootstrap``); ``--scores Q.npz``
 keeps each query's distance, and ``python -m models.evaluate compare A.npz B.npz`` compares two scorings of
@@ -37,6 +39,7 @@ from models.data import Sample, load_gray, read_manifest
 from models.evaluate_cleaning import query_images
 from models.evaluate_pages import PAGE_KINDS, page_queries
 from models.verification import Calibration, reference_score, writer_distances
+from transforms.dropout import DROPOUT_COLOURS
 from transforms.noise import NOISE_KINDS
 
 log = logging.getLogger(__name__)
@@ -230,6 +233,8 @@ def _add_verification(p: argparse.ArgumentParser) -> None:
                         "detector's best region out, as the pipeline does (models.evaluate_pages); with --clean the "
                         "crops are cleaned")
     p.add_argument("--page-seed", type=int, default=0, help="with --on-pages: seed of the contracts")
+    p.add_argument("--colour-dropout", choices=DROPOUT_COLOURS, default="none",
+                   help="with --on-pages: render the contracts as run_pipeline.py --colour_dropout does")
     p.add_argument("--detector", type=Path, default=None,
                    help="with --on-pages: detector safetensors (default: the shipped detector)")
     p.add_argument("--split", choices=("all", "validation", "train"), default="all",
@@ -346,6 +351,8 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.noise_kinds and args.noisy_queries is None:
         raise ValueError(f"--noise-kind {args.noise_kinds} needs --noisy-queries SEED")
+    if args.colour_dropout != "none" and not args.on_pages:
+        raise ValueError(f"--colour-dropout {args.colour_dropout} renders contract pages: it needs --on-pages")
     if args.on_pages and args.noisy_queries is not None:
         raise ValueError(f"--on-pages {args.on_pages} and --noisy-queries {args.noisy_queries} are two ways to make "
                          "the queries: choose one")
@@ -361,7 +368,8 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
     roles = protocol_roles(rows, args.references_per_writer)
     if args.on_pages:
         queries = roles.queries
-        crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device)
+        crops, missed = page_queries([images[i] for i in queries], args.on_pages, args.page_seed, args.detector, device,
+                                     args.colour_dropout)
         query_rows = (embed_images(model, query_images(crops, args.clean, None, args.cleaner, device), args.batch_size,
                                    device) if queries else emb[:0])
         per_seed.append(_keyed(query_row_scores(rows, emb, roles, args.references_per_writer, query_rows, rule),
@@ -382,7 +390,8 @@ def run_verification(args: argparse.Namespace) -> dict[str, Any]:
            "datasets": args.dataset, "references_per_writer": args.references_per_writer, "reference_score": rule,
            "clean": args.clean, "noisy_queries": args.noisy_queries, "noise_kinds": args.noise_kinds}
     if args.on_pages:
-        out.update(on_pages=args.on_pages, page_seed=args.page_seed, pages_without_region=missed)
+        out.update(on_pages=args.on_pages, page_seed=args.page_seed, colour_dropout=args.colour_dropout,
+                   pages_without_region=missed)
     out.update(summarize(scores, Calibration.from_card(card), resamples=args.ci_resamples))
     if len(per_seed) > 1:
         out["eer_per_noise_seed"] = [summarize(x, None)["eer"] for x in per_seed]

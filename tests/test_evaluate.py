@@ -264,3 +264,9 @@ def test_cli_writes_per_query_scores_that_compare_reads(tmp_path, capsys):
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="cannot read per-query scores"):
         main(["compare", str(tmp_path / "bad.npz"), str(tmp_path / "c.npz")])
+
+
+def test_cli_colour_dropout_needs_on_pages(tmp_path):
+    manifest = write_signature_manifest(tmp_path / "sigs")
+    with pytest.raises(ValueError, match="--colour-dropout red renders contract pages: it needs --on-pages"):
+        main(["verification", "--manifest", str(manifest), "--colour-dropout", "red"])

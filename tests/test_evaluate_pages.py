@@ -20,7 +20,7 @@ def _signatures(n: int) -> list[np.ndarray]:
     return [draw_signature(make_style(np.random.default_rng(i)), np.random.default_rng(i), height=160) for i in range(n)]
 
 
-@pytest.mark.parametrize("kind", ["digital", "scanned"])
+@pytest.mark.parametrize("kind", ["digital", "scanned", "scanned_red"])
 def test_the_region_cut_from_the_page_is_the_signature(kind):
     model, card = load_detector()
     images = _signatures(3)
@@ -88,3 +88,13 @@ def test_contracts_subcommand_prints_the_figures(tmp_path, capsys):
     figures = json.loads(out.read_text())
     assert figures["kind"] == "digital" and figures["pages"] == 2 and figures["signatures_found"] == 2
     assert json.loads(capsys.readouterr().out) == figures
+
+
+def test_a_red_sealed_scan_reads_as_the_gray_scan_until_the_red_is_dropped():
+    image = _signatures(1)[0]
+    gray, box = contract_page(image, "scanned", np.random.default_rng([0, 1]))
+    red, same = contract_page(image, "scanned_red", np.random.default_rng([0, 1]))
+    dropped, also = contract_page(image, "scanned_red", np.random.default_rng([0, 1]), dropout="red")
+    assert box == same == also and gray.shape == red.shape == dropped.shape and dropped.ndim == 2
+    assert np.abs(red.astype(int) - gray.astype(int)).mean() < 2  # read as gray, the colour scan is the gray one
+    assert ((dropped.astype(int) - gray.astype(int)) > 60).sum() > 1000  # this contract's seal (seed [0, 1]) goes

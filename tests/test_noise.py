@@ -100,3 +100,20 @@ def test_bad_input_raises(crop: np.ndarray) -> None:
         add_stamp(crop.astype(np.float32), rng)
     with pytest.raises(ValueError, match="uint8"):
         scan_artifacts(np.zeros((4, 4, 3), np.uint8), rng)
+
+
+def test_colour_ink_keeps_the_luminance_and_refuses_mismatched_images() -> None:
+    from transforms.dropout import luminance
+    from transforms.noise import colour_ink
+
+    plain = np.full((30, 40), 230, np.uint8)
+    plain[10:12] = 20
+    inked = plain.copy()
+    inked[:, 20:24] = (inked[:, 20:24] * 0.6).astype(np.uint8)  # gray ink multiplied over the page
+    rgb = colour_ink(plain, inked, (150, 0, 0))
+    assert rgb.shape == (30, 40, 3)
+    assert np.abs(luminance(rgb).astype(int) - inked.astype(int)).max() <= 2
+    assert (rgb[:, :20] == plain[:, :20, None]).all()  # no ink, no colour
+    assert rgb[0, 21, 0] > rgb[0, 21, 1] + 50  # the ink is red
+    with pytest.raises(ValueError, match="differ in shape"):
+        colour_ink(plain, inked[:, :10], (150, 0, 0))

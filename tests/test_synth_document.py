@@ -108,3 +108,31 @@ def test_paste_ink_darkens_in_place_and_returns_the_ink_pixels() -> None:
     assert (page[:12] == 240).all() and (page[:, :30] == 240).all()  # nothing outside its place
     assert xs.min() >= 30 + 3 and xs.max() <= 30 + 36 and ys.min() >= 12 + 5 and ys.max() <= 12 + 14
     assert (page[ys, xs] < 200).all()
+
+
+def test_a_colour_scan_is_the_gray_scan_with_its_seal_in_colour() -> None:
+    from transforms.dropout import drop_red
+    from transforms.pdf import open_pdf, render_page
+
+    spec = ContractSpec(title="T", parties=("A", "B"), slots=(SignatureSlot("s", "S"),), scanned=True)
+    red = ContractSpec(title="T", parties=("A", "B"), slots=(SignatureSlot("s", "S"),), scanned=True,
+                       stamp_ink=(205, 35, 45))
+    images = _images(4, missing=None)[:1]
+    gray_pdf, gray_placed = make_contract_pdf(spec, images, np.random.default_rng(11))
+    red_pdf, red_placed = make_contract_pdf(red, images, np.random.default_rng(11))
+    assert gray_placed == red_placed  # the same draws: the same page, the same signature
+    gray = render_page(open_pdf(gray_pdf), 0, dpi=100).image
+    colour = render_page(open_pdf(red_pdf), 0, dpi=100).image
+    dropped = render_page(open_pdf(red_pdf), 0, dpi=100, dropout="red").image
+    seal = (dropped.astype(int) - gray.astype(int)) > 60  # ink the dropout took away
+    assert seal.sum() > 500  # this page has its seal (seed 11), and the dropout removes most of it
+    assert np.abs(colour.astype(int) - gray.astype(int)).mean() < 3  # read as gray, the two scans agree
+    x0, y0, x1, y1 = gray_placed[0].box.to_pixels(gray.shape[1], gray.shape[0])
+    away = np.ones_like(seal)
+    away[max(y0 - 120, 0):y1 + 120, max(x0 - 120, 0):x1 + 200] = False  # far from the seal
+    assert np.abs(dropped[away].astype(int) - gray[away].astype(int)).mean() < 3
+    pix = open_pdf(red_pdf).load_page(0).get_pixmap(dpi=50, colorspace=pymupdf.csRGB)
+    rgb = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width, 3)
+    assert (drop_red(rgb) >= 0).all() and (rgb[..., 0].astype(int) - rgb[..., 1] > 60).any()  # red is there
+    with pytest.raises(ValueError, match="stamp_ink must be three channel values"):
+        ContractSpec("T", ("A", "B"), SLOTS, stamp_ink=(300, 0, 0))

@@ -229,7 +229,6 @@ def scan_artifacts(img: np.ndarray, rng: np.random.Generator, *, rotate: bool = 
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
-
 def add_colour_stamp(img: np.ndarray, rng: np.random.Generator,
                      ink: tuple[int, int, int] | None = None) -> np.ndarray:
     """:func:`add_stamp`'s seal in coloured ink over a gray image, as a colour scan holds it: ``(H, W, 3)
@@ -238,14 +237,29 @@ def add_colour_stamp(img: np.ndarray, rng: np.random.Generator,
     _check(img)
     if ink is None:
         ink = (int(rng.uniform(190, 235)), int(rng.uniform(20, 70)), int(rng.uniform(30, 80)))
+    if float(np.asarray(ink, np.float32) @ np.asarray((0.299, 0.587, 0.114), np.float32)) >= 250.0:
+        raise ValueError(f"ink {ink} is too light to stamp with")
+    seal = add_stamp(np.full_like(img, 255), rng)
+    return colour_ink(img, np.clip(img.astype(np.float32) * seal / 255.0, 0, 255).astype(np.uint8), ink)
+
+
+def colour_ink(plain: np.ndarray, inked: np.ndarray, ink: tuple[int, int, int]) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB of ``inked`` (gray ``plain`` with gray ink multiplied over it) where that
+    ink is in colour ``ink``: each pixel's darkening ``inked / plain`` is read as the ink's cover, so the
+    result's luminance is ``inked``'s wherever the cover is within what the ink can give."""
+    _check(plain)
+    _check(inked)
+    if plain.shape != inked.shape:
+        raise ValueError(f"plain {plain.shape} and inked {inked.shape} images differ in shape")
     colour = np.asarray(ink, np.float32)
     luma = float(colour @ np.asarray((0.299, 0.587, 0.114), np.float32))
     if luma >= 250.0:
         raise ValueError(f"ink {ink} is too light to stamp with")
-    seal = add_stamp(np.full_like(img, 255), rng).astype(np.float32)
-    cover = np.clip((255.0 - seal) / (255.0 - luma), 0.0, 1.0)[..., None]
-    layer = 255.0 - cover * (255.0 - colour)  # the seal on white paper, RGB
-    return np.clip(img.astype(np.float32)[..., None] * layer / 255.0, 0, 255).astype(np.uint8)
+    base = plain.astype(np.float32)
+    kept = np.where(base > 0, inked.astype(np.float32) / np.maximum(base, 1.0), 1.0)
+    cover = np.clip((1.0 - kept) * 255.0 / (255.0 - luma), 0.0, 1.0)[..., None]
+    layer = 255.0 - cover * (255.0 - colour)  # the ink on white paper, RGB
+    return np.clip(base[..., None] * layer / 255.0, 0, 255).astype(np.uint8)
 
 _APPLY = {"stamp": add_stamp, "text": add_printed_text, "line": add_ruled_line, "box": add_form_box,
           "strokes": add_stray_strokes, "scan": scan_artifacts}

@@ -8,6 +8,7 @@ JPEG image-only pages (no text layer). Boxes are normalized page coordinates, ti
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import numpy as np
 import pymupdf
 
 from transforms.boxes import Box
-from transforms.noise import add_stamp, scan_artifacts
+from transforms.noise import add_stamp, colour_ink, scan_artifacts
 from transforms.pdf import pixmap_gray
 from transforms.synth_text import clause_texts
 
@@ -40,7 +41,8 @@ class SignatureSlot:
 @dataclass(frozen=True)
 class ContractSpec:
     """What one contract looks like. ``page_size`` in points (A4 default); ``dpi`` and ``jpeg_quality``
-    apply to scanned documents only; ``stamp`` puts a seal near a signature on scanned pages."""
+    apply to scanned documents only; ``stamp`` puts a seal near a signature on scanned pages, in gray ink
+    or, with ``stamp_ink`` (RGB), in that colour on a colour scan (the page's other ink stays gray)."""
 
     title: str
     parties: tuple[str, str]
@@ -51,6 +53,7 @@ class ContractSpec:
     dpi: int = 150
     jpeg_quality: int = 60
     stamp: bool = True
+    stamp_ink: tuple[int, int, int] | None = None
     page_size: tuple[float, float] = (595.0, 842.0)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,8 @@ class ContractSpec:
             raise ValueError(f"dpi must be 50..600, got {self.dpi}")
         if not 10 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be 10..100, got {self.jpeg_quality}")
+        if self.stamp_ink is not None and (len(self.stamp_ink) != 3 or not all(0 <= c <= 255 for c in self.stamp_ink)):
+            raise ValueError(f"stamp_ink must be three channel values 0..255, got {self.stamp_ink}")
         for s in self.slots:
             if not 0 <= s.page <= self.n_pages:
                 raise ValueError(f"slot page must be 0..{self.n_pages}, got {s.page} for {s.signer_id}")
@@ -207,7 +212,8 @@ def make_contract_pdf(spec: ContractSpec, signature_images: Sequence[np.ndarray 
     scanned = pymupdf.open()
     for p in range(spec.n_pages):
         page_img, boxes = _scan_page(doc[p], [x for x in placed if x[0].page == p], spec, rng)
-        ok, buf = cv2.imencode(".jpg", page_img, [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
+        encoded = page_img if page_img.ndim == 2 else cv2.cvtColor(page_img, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", encoded, [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
         if not ok:
             raise ValueError(f"JPEG encoding failed for page {p + 1}")
         new = scanned.new_page(width=w, height=h)
@@ -233,7 +239,8 @@ def paste_ink(page: np.ndarray, ink: np.ndarray, x0: int, y0: int, width: int, h
 def _scan_page(page: pymupdf.Page, placed: list[tuple[_Line, pymupdf.Rect, np.ndarray, SignatureSlot]],
                spec: ContractSpec, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[Box, SignatureSlot]]]:
     """Render ``page`` at ``spec.dpi``, sign, stamp, add scan noise and rotate it: the ``(H, W) uint8``
-    page and each signature's tight box after all of that."""
+    page (``(H, W, 3)`` RGB with ``spec.stamp_ink``: the same page, its seal in that colour) and each
+    signature's tight box after all of that."""
     pix = page.get_pixmap(dpi=spec.dpi, colorspace=pymupdf.csGRAY)
     img = pixmap_gray(pix)
     ph, pw = img.shape
@@ -245,15 +252,22 @@ def _scan_page(page: pymupdf.Page, placed: list[tuple[_Line, pymupdf.Rect, np.nd
         tw, th = min(tw, pw - x0), min(th, ph - y0)
         xs, ys = paste_ink(img, sig, x0, y0, tw, th)
         inks.append(np.stack([xs, ys], axis=1).astype(np.float64))
+    plain = img.copy() if spec.stamp_ink is not None else None  # the page without its seal, to colour it
     if spec.stamp and placed and rng.random() < 0.8:
         _, rect, _, _ = placed[int(rng.integers(len(placed)))]
         cx, cy = int(rect.x0 * k), int(rect.y0 * k)
         y0, x0 = max(cy - int(40 * k), 0), max(cx - int(20 * k), 0)
         sub = img[y0:y0 + int(130 * k), x0:x0 + int(200 * k)]
         sub[...] = add_stamp(sub, rng)
+    twin = copy.deepcopy(rng)  # the unsealed page gets the very same scan
     img = scan_artifacts(img, rng, rotate=False, jpeg=False)
     m = cv2.getRotationMatrix2D((pw / 2, ph / 2), float(rng.uniform(-1.2, 1.2)), 1.0)
-    img = cv2.warpAffine(img, m, (pw, ph), flags=cv2.INTER_LINEAR, borderValue=int(rng.integers(225, 256)))
+    border = int(rng.integers(225, 256))
+    img = cv2.warpAffine(img, m, (pw, ph), flags=cv2.INTER_LINEAR, borderValue=border)
+    if plain is not None and spec.stamp_ink is not None:
+        plain = scan_artifacts(plain, twin, rotate=False, jpeg=False)
+        plain = cv2.warpAffine(plain, m, (pw, ph), flags=cv2.INTER_LINEAR, borderValue=border)
+        img = colour_ink(plain, np.minimum(img, plain), spec.stamp_ink)
     boxes = []
     for pts, (_, _, _, slot) in zip(inks, placed, strict=True):
         if len(pts) == 0:
