@@ -212,3 +212,28 @@ def test_readme_dashboard_queries_run_on_the_reports(demo_run):
     expected = {(d["document_id"], s) for d in tables["documents"].to_pylist() for s in d["expected_signers"]}
     missing = duckdb.sql(queries[1]).fetchall()
     assert len(missing) == len(expected - verified)
+
+
+def test_colour_dropout_run_finds_the_signature_under_a_red_seal(tmp_path):
+    from transforms.synth_document import ContractSpec, SignatureSlot, make_contract_pdf
+    from transforms.synth_signature import draw_signature, make_style
+
+    rng = np.random.default_rng(7)
+    signature = draw_signature(make_style(rng), rng, height=160)
+    spec = ContractSpec(title="Lease", parties=("Acme B.V.", "The Signer"), scanned=True,
+                        slots=(SignatureSlot("signer", "The Signer"),), stamp_ink=(205, 35, 45))
+    data, placed = make_contract_pdf(spec, [signature], np.random.default_rng([0, 1]))  # sealed (seed [0, 1])
+    from transforms.pdf import open_pdf, render_page
+
+    lifted = render_page(open_pdf(data), 0, dpi=100, dropout="red").image.astype(int) - \
+        render_page(open_pdf(data), 0, dpi=100).image
+    assert (lifted > 60).sum() > 1000  # the page has its red seal, which the dropout takes out
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "sealed.pdf").write_bytes(data)
+    output = _run(tmp_path, "--input", str(folder), "--colour_dropout", "red", "--no-review")
+    tables = _tables(output)
+    (document,) = tables["documents"].to_pylist()
+    assert document["status"] == "ok" and document["model_versions"].endswith(";colour_dropout=red")
+    boxes = [Box(s["x0"], s["y0"], s["x1"], s["y1"]) for s in tables["signatures"].to_pylist()]
+    assert any(iou(b, placed[0].box) > 0.3 for b in boxes), (boxes, placed[0].box)
