@@ -143,6 +143,20 @@ def calibrate(model: Any, card: dict[str, Any], pages: Sequence[tuple[np.ndarray
             "holdout_unscaled": score_predictions(predictions, truth, threshold), **floor}
 
 
+def _write_calibration(weights: Path, card: dict[str, Any], settings: dict[str, Any], argv: Sequence[str] | None,
+                       record: dict[str, Any]) -> None:
+    """Store ``settings`` in ``card`` with ``card["calibration"]`` (this command, ``record`` and the values the
+    settings replace, under ``before``) beside ``weights``; the validation figures are dropped, being
+    measured at other settings (re-measure with ``python -m models.evaluate detection``)."""
+    previous = {k: card[k] for k in (*settings, "validation") if k in card and k != "fusion_iou"}
+    card.update(settings)
+    card["calibration"] = {
+        "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
+        **record, "before": previous}
+    card.pop("validation", None)
+    log.info("wrote the calibration into %s; re-measure the validation figures", write_card(weights, card))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--floor-only", action="store_true",
@@ -180,37 +194,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = floor_only(model, card, contracts)
         print(json.dumps(result, indent=1))
         if a.write:
-            previous = {k: card.get(k) for k in ("score_threshold", "validation") if k in card}
-            card["score_threshold"] = result["score_threshold"]
-            card["calibration"] = {
-                "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
+            _write_calibration(a.weights, card, {"score_threshold": result["score_threshold"]}, argv, {
                 "rule": "views, fusion IoU and box scale as the card had them; score_threshold: the card's, capped "
                         f"by the contract floor (at most {a.max_missed} of {a.contract_pages} synthetic "
                         f"{a.contract_kind} contracts of seed {a.contract_seed} without a region)",
-                "contract_floor": result["contract_floor"], "before": previous}
-            card.pop("validation", None)  # measured at another threshold: re-measure with models.evaluate detection
-            log.info("wrote the capped threshold into %s; re-measure the validation figures", write_card(a.weights, card))
+                "contract_floor": result["contract_floor"]})
         return 0
     pages = holdout_pages(card, a.train or shared_data_dir() / "detection" / "train")
     log.info("calibrating %s views %s on %d held-out train pages", card["model_version"], a.views, len(pages))
     result = calibrate(model, card, pages, views, a.fusion_iou, contracts=contracts)
     print(json.dumps(result, indent=1))
     if a.write:
-        previous = {k: card.get(k) for k in ("views", "box_scale", "score_threshold", "holdout", "validation") if k in card}
-        card.update({k: result[k] for k in ("views", "fusion_iou", "box_scale", "score_threshold", "holdout")})
-        card["calibration"] = {
-            "command": "python -m models.calibrate_detector " + shlex.join(sys.argv[1:] if argv is None else argv),
+        settings = {k: result[k] for k in ("views", "fusion_iou", "box_scale", "score_threshold", "holdout")}
+        _write_calibration(a.weights, card, settings, argv, {
             "rule": "box_scale: median label/detection width and height ratios over held-out pairs at IoU >= "
                     f"{MATCH_IOU} (detections at the previous threshold); score_threshold: max F1 at IoU >= 0.5 "
                     "of the scaled boxes on the held-out train pages (0.05..0.95 by 0.01)"
                     + (f", capped by the contract floor (at most {a.max_missed} of {a.contract_pages} synthetic "
                        f"{a.contract_kind} contracts of seed {a.contract_seed} without a region)" if contracts else ""),
             "matched_pairs": result["matched_pairs"], "holdout_unscaled": result["holdout_unscaled"],
-            **({"contract_floor": result["contract_floor"]} if contracts else {}),
-            "before": previous}
-        card.pop("validation", None)  # measured for other views: re-measure with models.evaluate detection
-        written = write_card(a.weights, card)
-        log.info("wrote the calibration into %s; re-measure the validation figures", written)
+            **({"contract_floor": result["contract_floor"]} if contracts else {})})
     return 0
 
 

@@ -374,7 +374,8 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best",
     from ``settings_from``, the card of its twin trained with a holdout (only ``last`` exists then)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
-    held_out = float(json.loads((cfg.out / "config.json").read_text())["holdout_fraction"]) > 0
+    conf = json.loads((cfg.out / "config.json").read_text())
+    held_out = float(conf["holdout_fraction"]) > 0
     if held_out and settings_from is not None:
         raise ValueError(f"{cfg.out} held train pages out: its settings are fitted on them, not taken from {settings_from}")
     if not held_out and (settings_from is None or checkpoint != "last"):
@@ -382,7 +383,6 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best",
                          "with --settings-from CARD, the card of its twin trained with held-out pages")
     torch.set_num_threads(cfg.threads)
     ck = torch.load(cfg.out / f"{checkpoint}.pt", map_location="cpu", weights_only=True)
-    conf = json.loads((cfg.out / "config.json").read_text())
     info = json.loads((cfg.out / "data.json").read_text())
     model = build_detector(conf["arch"])
     model.load_state_dict(ck.get("ema", ck["model"]))  # the weights scored on the holdout

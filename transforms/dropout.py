@@ -19,8 +19,8 @@ import numpy as np
 
 DROPOUT_COLOURS = ("none", "red")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
-RED_CHROMA = (24, 64)
-DARK_INK = 64  # with ``spread``: pixels at or below this luminance (black ink) are judged by their own colour  # R - max(G, B): at or below the first nothing moves, at or above the second to paper
+RED_CHROMA = (24, 64)  # R - max(G, B): at or below the first nothing moves, at or above the second to paper
+DARK_INK = 64  # with ``spread``: pixels at or below this luminance (black ink) are judged by their own colour
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

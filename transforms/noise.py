@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pymupdf
 
+from transforms.dropout import LUMA
 from transforms.pdf import pixmap_gray
 from transforms.synth_signature import smooth_stroke
 
@@ -237,8 +238,6 @@ def add_colour_stamp(img: np.ndarray, rng: np.random.Generator,
     _check(img)
     if ink is None:
         ink = (int(rng.uniform(190, 235)), int(rng.uniform(20, 70)), int(rng.uniform(30, 80)))
-    if float(np.asarray(ink, np.float32) @ np.asarray((0.299, 0.587, 0.114), np.float32)) >= 250.0:
-        raise ValueError(f"ink {ink} is too light to stamp with")
     seal = add_stamp(np.full_like(img, 255), rng)
     return colour_ink(img, np.clip(img.astype(np.float32) * seal / 255.0, 0, 255).astype(np.uint8), ink)
 
@@ -252,7 +251,7 @@ def colour_ink(plain: np.ndarray, inked: np.ndarray, ink: tuple[int, int, int]) 
     if plain.shape != inked.shape:
         raise ValueError(f"plain {plain.shape} and inked {inked.shape} images differ in shape")
     colour = np.asarray(ink, np.float32)
-    luma = float(colour @ np.asarray((0.299, 0.587, 0.114), np.float32))
+    luma = float(colour @ np.asarray(LUMA, np.float32))
     if luma >= 250.0:
         raise ValueError(f"ink {ink} is too light to stamp with")
     base = plain.astype(np.float32)
