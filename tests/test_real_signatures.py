@@ -6,7 +6,11 @@ pipeline finds the signature on the rendered page and crops it again, so the fig
 little). Skips where ``../shared/data`` is absent.
 
 Known gap (strict xfail: the test fails the day the pipeline agrees, so that the mark is removed):
-measured 2026-12-02 with the shipped SigNet read at conv4 (``signet_s4x2_pool_hog``), pipeline against
+measured 2026-12-08 with the shipped SigNet and the detector shipped 2026-12-03, pipeline against evaluation:
+genuine 0.221 / 0.182, 0.277 / 0.165, 0.212 / 0.200, 0.196 / 0.195; forged 0.299 / 0.282, 0.431 / 0.342,
+0.276 / 0.249, 0.285 / 0.264 (six of eight within 0.05, mean gap 0.040; nl018's two are 0.09-0.11 off; cut
+with the contract's true box instead of the detector's, nl018's genuine one scores 0.190: the detector's box
+ends inside its long left tail). Measured 2026-12-02 with the shipped SigNet read at conv4 (``signet_s4x2_pool_hog``), pipeline against
 evaluation: genuine 0.223 / 0.182, 0.251 / 0.165, 0.208 / 0.200, 0.196 / 0.195; forged 0.297 / 0.282,
 0.432 / 0.342, 0.273 / 0.249, 0.285 / 0.264 (six of eight within 0.05, mean gap 0.036; nl018's two are
 0.09 off; on the pages every forgery lies beyond its writer's genuine signature). With the shape-histogram
