@@ -36,10 +36,10 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def red_chroma(rgb: np.ndarray) -> np.ndarray:
-    """``R - max(G, B)`` per pixel as ``(H, W) int16`` (negative for blue or green ink)."""
+    """``R - max(G, B)`` per pixel as ``(H, W) uint8``, saturating at 0 (blue, green and gray ink have none)."""
     _check_rgb(rgb)
-    channels = rgb.astype(np.int16)
-    return channels[..., 0] - np.maximum(channels[..., 1], channels[..., 2])
+    red, green, blue = cv2.split(rgb)
+    return cv2.subtract(red, cv2.max(green, blue))
 
 
 def drop_red(rgb: np.ndarray, low: int = RED_CHROMA[0], high: int = RED_CHROMA[1], spread: int = 0) -> np.ndarray:
@@ -54,8 +54,7 @@ def drop_red(rgb: np.ndarray, low: int = RED_CHROMA[0], high: int = RED_CHROMA[1
     if spread < 0:
         raise ValueError(f"spread must be >= 0, got {spread}")
     gray = luminance(rgb)
-    red, green, blue = cv2.split(rgb)
-    chroma = cv2.subtract(red, cv2.max(green, blue))  # R - max(G, B), saturating at 0
+    chroma = red_chroma(rgb)
     if spread > 0:  # JPEG keeps colour at half resolution: a seal's rim is dark but barely red
         near = cv2.dilate(chroma, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
         chroma = np.where(gray > DARK_INK, near, chroma)  # ink as dark as black ink keeps its own chroma
