@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -355,10 +354,6 @@ CHECKPOINTS = ("best", "last")
 SETTINGS = ("views", "fusion_iou", "box_scale", "score_threshold")  # test-time settings fitted on held-out pages
 
 
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
 def twin_settings(card: dict[str, Any], source: str) -> dict[str, Any]:
     """The test-time settings (``SETTINGS``; ``score_threshold`` at least) of ``card``, the card of a twin
     detector trained with held-out pages, for a detector trained without any (``--holdout-fraction 0``)."""
@@ -425,11 +420,14 @@ def export(cfg: TrainConfig, weights: Path, checkpoint: str = "best",
                                  f"{conf['threads']} threads on {os.cpu_count()} shared CPU cores, no GPU"},
     }
     if settings_from is not None:
+        from models.export import file_sha256  # SigNet's export module: imported only for this
+
+        twin_weights = settings_from.with_suffix(".safetensors")
         card.update(taken)
         card["threshold_rule"] = (f"trained on every train page, so the test-time settings ({', '.join(taken)}) "
                                   "are its twin's, fitted on the twin's held-out train pages")
         card["settings_from"] = {"card": str(settings_from), "model_version": twin.get("model_version"),
-                                 "weights_sha256": _sha256(settings_from.with_suffix(".safetensors")),
+                                 "weights_sha256": file_sha256(twin_weights) if twin_weights.is_file() else None,
                                  "twin_holdout": twin.get("holdout")}
     valid = shared_data_dir() / "detection/valid"
     if valid.is_dir():
